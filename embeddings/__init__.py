@@ -1,0 +1,1 @@
+"""The offline side: load articles -> split into passages -> encode -> store and index."""

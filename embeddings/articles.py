@@ -1,0 +1,232 @@
+"""Load news articles from .txt, .md, .html and .jsonl files into ``Article`` records.
+
+Formats:
+    .txt   Plain text. Optional header lines at the top, ``title: ...``, ``date: YYYY-MM-DD``,
+           ``source: ...``, ``url: ...``, ended by a blank line. The seed format is also
+           understood: a first line that starts with `` date YYYY-MM-DD `` and carries the
+           body's first sentence after the date.
+    .md    Markdown. The same optional header lines; the title is the first ``#`` heading.
+    .html  A web page. Main text, title, date, site name and URL come from the page via
+           trafilatura.
+    .jsonl One article per line: ``text`` required; ``title``, ``date``, ``source``, ``url``
+           and ``id`` optional.
+
+Every problem (empty, binary, not UTF-8, bad date, malformed JSON, too large) raises
+``ArticleError`` naming the file, so a caller can report it and leave the index alone.
+
+Example:
+    >>> load_articles(Path("seeds/000_12a2af69bb612d53.txt"))[0].date
+    '2018-05-02'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+HEADER_KEYS = ("title", "date", "source", "url")
+
+_SEED_DATE = re.compile(r"\A\s*date\s+(\S+)[ \t]+")
+_HEADER_LINE = re.compile(r"\A(title|date|source|url)\s*:\s*(.*)\Z", re.IGNORECASE)
+_ISO_DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+
+
+class ArticleError(ValueError):
+    """A file that cannot be read as an article; the message names the file and the problem."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article.
+
+    ``origin`` says where it came from (the file's absolute path, plus ``#key`` for a line
+    of a .jsonl file); ``id`` is a hash of it, so re-reading the same file gives the same id.
+    ``content_hash`` changes whenever anything stored about the article changes.
+    """
+
+    id: str
+    origin: str
+    path: str
+    title: str
+    body: str
+    date: str | None = None
+    source: str | None = None
+    url: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        fields = [self.title, self.date or "", self.source or "", self.url or "", self.body]
+        return hashlib.sha256("\x1f".join(fields).encode("utf-8")).hexdigest()
+
+
+def load_articles(path: Path) -> list[Article]:
+    """Read every article in one file.
+
+    Raises:
+        ArticleError: the file is unsupported, empty, binary, not UTF-8, too large or malformed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ArticleError(path, f"unsupported file type {suffix or '(none)'!r}; "
+                                 f"use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    text = read_text(path)
+    origin = str(path.resolve())
+    if suffix == ".jsonl":
+        return _parse_jsonl(path, origin, text)
+    if suffix in (".html", ".htm"):
+        return [_parse_html(path, origin, text)]
+    return [_parse_text(path, origin, text, markdown=suffix == ".md")]
+
+
+def find_article_files(folder: Path) -> list[Path]:
+    """All supported files under ``folder``, recursively, in a stable order (hidden ones skipped)."""
+    found = []
+    for p in sorted(Path(folder).rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
+            found.append(p)
+    return found
+
+
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8 with ``\\n`` line ends; clear errors for anything else."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ArticleError(path, f"cannot be read ({e.strerror})") from e
+    if size > MAX_FILE_BYTES:
+        raise ArticleError(path, f"is too large ({size / 1e6:.1f} MB; the limit is "
+                                 f"{MAX_FILE_BYTES / 1e6:.0f} MB): split it into smaller files")
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ArticleError(path, "looks like a binary file (it contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ArticleError(path, f"is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                                 f"{e.start}); re-save it as UTF-8") from e
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ArticleError(path, "is empty")
+    return text
+
+
+def parse_date(path: Path | str, value: str | None) -> str | None:
+    """``YYYY-MM-DD`` checked to be a real date, or None for an empty value."""
+    if value is None or not str(value).strip():
+        return None
+    value = str(value).strip()
+    try:
+        if not _ISO_DATE.match(value):
+            raise ValueError
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ArticleError(path, f"bad date {value!r}: expected YYYY-MM-DD") from None
+
+
+def first_sentence(text: str, limit: int = 200) -> str:
+    """The first sentence of ``text`` (used as a title when an article has none)."""
+    from embeddings.passages import split_sentences
+
+    spans = split_sentences(text)
+    sentence = text[spans[0][0]:spans[0][1]].strip() if spans else text.strip()
+    sentence = " ".join(sentence.split())
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
+def _make_article(path: Path, origin: str, body: str, meta: dict, where: str = "") -> Article:
+    where = where or str(path)
+    body = body.strip()
+    if not body:
+        raise ArticleError(where, "has a header but no article text")
+    title = " ".join((meta.get("title") or "").split()) or first_sentence(body)
+    return Article(
+        id=hashlib.sha1(origin.encode("utf-8")).hexdigest()[:16],
+        origin=origin,
+        path=str(path.resolve()),
+        title=title,
+        body=body,
+        date=parse_date(where, meta.get("date")),
+        source=(meta.get("source") or "").strip() or None,
+        url=(meta.get("url") or "").strip() or None,
+    )
+
+
+def _parse_text(path: Path, origin: str, text: str, markdown: bool) -> Article:
+    meta: dict = {}
+    seed = _SEED_DATE.match(text)
+    if seed:
+        meta["date"] = seed.group(1)
+        text = text[seed.end():]
+    else:
+        lines = text.lstrip("\n").split("\n")
+        n = 0
+        while n < len(lines) and (m := _HEADER_LINE.match(lines[n].strip())):
+            meta[m.group(1).lower()] = m.group(2)
+            n += 1
+        if n and (n == len(lines) or not lines[n].strip()):
+            text = "\n".join(lines[n:])
+        else:
+            meta = {}
+    if markdown and not meta.get("title"):
+        heading = re.search(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", text, re.MULTILINE)
+        if heading:
+            meta["title"] = heading.group(1)
+            text = text[:heading.start()] + text[heading.end():]
+    return _make_article(path, origin, text, meta)
+
+
+def _parse_html(path: Path, origin: str, html: str) -> Article:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(html, with_metadata=True, favor_recall=True)
+    if doc is None or not (doc.text or "").strip():
+        raise ArticleError(path, "no article text found in the page")
+    paragraphs = [line.strip() for line in doc.text.split("\n") if line.strip()]
+    if doc.title and paragraphs and paragraphs[0] == doc.title.strip() and len(paragraphs) > 1:
+        paragraphs = paragraphs[1:]
+    meta = {"title": doc.title, "source": doc.sitename or doc.hostname, "url": doc.url}
+    try:
+        meta["date"] = parse_date(path, doc.date)
+    except ArticleError:
+        meta["date"] = None  # a page's guessed date is a hint, not something to refuse over
+    return _make_article(path, origin, "\n\n".join(paragraphs), meta)
+
+
+def _parse_jsonl(path: Path, origin: str, text: str) -> list[Article]:
+    articles: dict[str, Article] = {}
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ArticleError(where, f"malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise ArticleError(where, "each line must be a JSON object")
+        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            raise ArticleError(where, 'missing "text" (a non-empty string is required)')
+        for key in HEADER_KEYS:
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise ArticleError(where, f'"{key}" must be a string')
+        key = obj.get("id") or obj.get("url") or hashlib.sha1(line.encode("utf-8")).hexdigest()
+        article = _make_article(path, f"{origin}#{key}", obj["text"], obj, where)
+        articles.setdefault(article.id, article)
+    if not articles:
+        raise ArticleError(path, "is empty")
+    return list(articles.values())

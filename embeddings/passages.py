@@ -1,0 +1,181 @@
+"""Split an article's body into passages that fit the embedding model, with exact offsets.
+
+Sentences come from pysbd (a rule-based sentence boundary detector) run per paragraph;
+passages are whole sentences packed greedily up to the model's word-piece limit, counted
+with the model's own tokenizer. Each passage records its character offsets into the body,
+so ``body[p.start:p.end] == p.text`` and a citation can point at the exact text.
+
+Packing rules:
+    * a passage never exceeds ``max_tokens`` word pieces, ``[CLS]`` and ``[SEP]`` included;
+    * at a paragraph break the passage ends once it holds ``target_tokens``, or when the
+      next paragraph would not fit whole, so short paragraphs are merged and long ones kept whole;
+    * when a paragraph must be split, the next passage repeats the last
+      ``overlap_sentences`` sentence(s);
+    * a single sentence longer than the limit is cut at word boundaries.
+
+Example:
+    >>> body = "One sentence here. Another one.\\n\\nA new paragraph."
+    >>> [p.text for p in split_passages("a1", body, tok, max_tokens=8, target_tokens=8)]
+    ['One sentence here. Another one.', 'A new paragraph.']
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)??(?=\n[ \t]*\n|\s*\Z)", re.DOTALL)
+
+
+class Tokenizer(Protocol):
+    """The part of a word-piece tokenizer the splitter needs (see ``encoder.load_tokenizer``)."""
+
+    def word_pieces(self, text: str) -> list[tuple[int, int, bool]]:
+        """``(start, end, is_continuation)`` per word piece, special tokens excluded."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A span of an article's body: ``text == body[start:end]``."""
+
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+    paragraph: int
+
+
+@functools.lru_cache(maxsize=1)
+def _segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+def paragraphs(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each paragraph: blocks separated by blank lines, trimmed."""
+    return [m.span() for m in _PARAGRAPH.finditer(text)]
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence, trimmed of surrounding whitespace.
+
+    Sentences never cross a paragraph break, and together they cover every non-space
+    character of ``text``: pysbd decides where sentences start, the text between two
+    starts is one sentence.
+    """
+    spans = []
+    for p_start, p_end in paragraphs(text):
+        para = text[p_start:p_end]
+        starts = sorted({0} | {s.start for s in _segmenter().segment(para) if 0 < s.start < len(para)})
+        for a, b in zip(starts, starts[1:] + [len(para)]):
+            piece = para[a:b]
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece.rstrip())
+            if trail > lead:
+                spans.append((p_start + a + lead, p_start + a + trail))
+    return spans
+
+
+def split_passages(
+    article_id: str,
+    body: str,
+    tokenizer: Tokenizer,
+    max_tokens: int = 256,
+    target_tokens: int = 256,
+    overlap_sentences: int = 1,
+) -> list[Passage]:
+    """Split ``body`` into passages; see the module docstring for the rules.
+
+    Args:
+        article_id: recorded on each passage.
+        body: the article text the offsets refer to.
+        tokenizer: the embedding model's tokenizer; counts decide the sizes.
+        max_tokens: hard limit per passage, special tokens included.
+        target_tokens: size at which a passage stops at the next paragraph break.
+        overlap_sentences: sentences repeated when a paragraph is split across passages.
+    """
+    budget = max_tokens - SPECIAL_TOKENS
+    if budget < 1:
+        raise ValueError("max_tokens must leave room for at least one word piece")
+    units = _units(body, tokenizer, budget)
+    para_tokens: dict[int, int] = {}
+    for u in units:
+        para_tokens[u.paragraph] = para_tokens.get(u.paragraph, 0) + u.tokens
+
+    passages: list[Passage] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units):
+            u = units[j]
+            if j > i:
+                if total + u.tokens > budget:
+                    break
+                new_paragraph = u.paragraph != units[j - 1].paragraph
+                if new_paragraph and (total >= target_tokens or total + para_tokens[u.paragraph] > budget):
+                    break
+            total += u.tokens
+            j += 1
+        # Token counts of a span can differ slightly from the sum over its sentences
+        # (word pieces at a cut); shrink until the exact span fits.
+        while j > i + 1 and _count(tokenizer, body[units[i].start:units[j - 1].end]) > budget:
+            j -= 1
+        start, end = units[i].start, units[j - 1].end
+        passages.append(Passage(article_id, len(passages), start, end, body[start:end]))
+        if j >= len(units):
+            break
+        split_paragraph = units[j].paragraph == units[j - 1].paragraph
+        i = max(j - overlap_sentences, i + 1) if split_paragraph else j
+    return passages
+
+
+def _count(tokenizer: Tokenizer, text: str) -> int:
+    return len(tokenizer.word_pieces(text))
+
+
+def _units(body: str, tokenizer: Tokenizer, budget: int) -> list[_Unit]:
+    """Sentences with their word-piece counts; over-long sentences cut into pieces."""
+    units = []
+    for n, (p_start, p_end) in enumerate(paragraphs(body)):
+        for s_start, s_end in split_sentences(body[p_start:p_end]):
+            start, end = p_start + s_start, p_start + s_end
+            pieces = tokenizer.word_pieces(body[start:end])
+            if len(pieces) <= budget:
+                units.append(_Unit(start, end, len(pieces), n))
+                continue
+            for a, b, count in _cut(body[start:end], pieces, budget, tokenizer):
+                units.append(_Unit(start + a, start + b, count, n))
+    return units
+
+
+def _cut(text: str, pieces: list[tuple[int, int, bool]], budget: int,
+         tokenizer: Tokenizer) -> list[tuple[int, int, int]]:
+    """Cut one over-long sentence into windows of at most ``budget`` pieces at word starts."""
+    windows = []
+    i = 0
+    while i < len(pieces):
+        j = min(i + budget, len(pieces))
+        if j < len(pieces):
+            k = j
+            while k > i + 1 and pieces[k][2]:  # do not start the next window mid-word
+                k -= 1
+            j = k if k > i + 1 else j
+        # A window that starts mid-word is re-tokenised differently; check the real count.
+        while j > i + 1 and _count(tokenizer, text[pieces[i][0]:pieces[j - 1][1]]) > budget:
+            j -= 1
+        a, b = pieces[i][0], pieces[j - 1][1]
+        windows.append((a, b, _count(tokenizer, text[a:b])))
+        i = j
+    return windows

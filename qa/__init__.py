@@ -1,0 +1,1 @@
+"""The online side: retrieve -> fuse -> answer with citations; evaluation; the CLI."""

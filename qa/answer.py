@@ -1,0 +1,100 @@
+"""Turn ranked hits into a cited answer: numbered sources, highlighted sentences, a one-line quote.
+
+Nothing here is generated: the one-line answer quotes the best sentence of the top passage,
+and each source shows its passage with the sentence(s) that best answer the question marked
+by offsets into the passage. When the best evidence is below ``Settings.min_relevance`` the
+answer says the articles don't seem to cover the question and shows the nearest passages
+only as "closest matches".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qa.retrieve import Hit
+from qa.settings import Settings
+
+NOT_COVERED = "The indexed articles don't seem to cover this."
+HIGHLIGHT_MARGIN = 0.05  # other sentences within this cosine of a passage's best are marked too
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered citation: the passage shown and the spans of it to highlight."""
+
+    number: int
+    hit: Hit
+    highlights: tuple[tuple[int, int], ...]  # offsets within hit.passage.text
+
+    @property
+    def label(self) -> str:
+        """``Title (2018-05-02)`` as shown next to the citation number."""
+        p = self.hit.passage
+        return f"{p.title} ({p.date})" if p.date else p.title
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the user sees for one question."""
+
+    question: str
+    searched: str                 # the query actually searched (differs for rewritten follow-ups)
+    covered: bool
+    text: str                     # the one-line answer, or NOT_COVERED
+    sources: tuple[Source, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "searched": self.searched,
+            "covered": self.covered,
+            "answer": self.text,
+            "sources": [{
+                "number": s.number,
+                "title": s.hit.passage.title,
+                "date": s.hit.passage.date,
+                "source": s.hit.passage.source,
+                "url": s.hit.passage.url,
+                "path": s.hit.passage.path,
+                "article_id": s.hit.passage.article_id,
+                "passage_id": s.hit.passage.id,
+                "start": s.hit.passage.start,
+                "end": s.hit.passage.end,
+                "text": s.hit.passage.text,
+                "highlights": [{"start": a, "end": b, "text": s.hit.passage.text[a:b]}
+                               for a, b in s.highlights],
+                "scores": {"final": s.hit.score, "dense": s.hit.dense, "lexical": s.hit.lexical,
+                           "sentence": s.hit.sentence},
+            } for s in self.sources],
+        }
+
+
+def is_covered(hits: list[Hit], settings: Settings) -> bool:
+    """True when the best hit is relevant enough to be called an answer."""
+    return bool(hits) and max(h.relevance for h in hits[:3]) >= settings.min_relevance
+
+
+def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
+                 sentence_scores: list[list[tuple[int, int, float]]]) -> Answer:
+    """Number the hits in order, mark their best sentences and quote the top one.
+
+    Args:
+        question: as the user typed it.
+        searched: the query that produced ``hits``.
+        hits: ranked passages, best first.
+        settings: ``min_relevance`` decides between an answer and "not covered".
+        sentence_scores: per hit, ``(start, end, cosine)`` of each of its sentences.
+    """
+    sources = []
+    for n, (hit, sentences) in enumerate(zip(hits, sentence_scores), start=1):
+        best = max((s for _, _, s in sentences), default=0.0)
+        floor = max(best - HIGHLIGHT_MARGIN, min(best, settings.min_relevance))
+        marked = tuple((a, b) for a, b, s in sentences if s >= floor)
+        sources.append(Source(n, hit, marked))
+    covered = is_covered(hits, settings)
+    if not covered:
+        return Answer(question, searched, False, NOT_COVERED, tuple(sources))
+    top = sources[0]
+    a, b = max(((a, b, s) for a, b, s in sentence_scores[0]), key=lambda t: t[2])[:2]
+    quote = " ".join(top.hit.passage.text[a:b].split())
+    return Answer(question, searched, True, f"“{quote}” [1]", tuple(sources))

@@ -1,0 +1,256 @@
+"""The ``qa`` command: index articles, ask questions, serve the chat, evaluate.
+
+    qa index seeds/                 add new and changed articles, drop deleted ones
+    qa index --rebuild              rebuild from scratch from the paths indexed before
+    qa status                       what is indexed
+    qa ask "Where does IS still hold villages?"   [-k 5] [--json] [--since/--until] [--source]
+    qa serve                        the chat on http://127.0.0.1:7860
+    qa eval squad FILE.json         retrieval quality on a SQuAD-format question set
+
+Environment (read here only): QA_INDEX_DIR (default ./index), QA_HOST, QA_PORT, QA_AUTH
+("user:password", asks for a login in the web chat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+from embeddings.manifest import IndexProblem
+from embeddings.settings import IndexSettings
+from qa.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    settings = Settings(index=IndexSettings(index_dir=Path(args.index_dir)))
+    try:
+        return args.run(args, settings)
+    except IndexProblem as e:
+        print(f"qa: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted; the index is unchanged unless the update had finished", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a collection of news articles.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--index-dir", default=os.environ.get("QA_INDEX_DIR", "index"),
+                        help="index directory (default: $QA_INDEX_DIR or ./index)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="add, update or remove articles (files or folders)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild from scratch (from the paths indexed before when none are given)")
+    p.add_argument("--rebuild-if-stale", action="store_true",
+                   help="rebuild when the index was built with another model or chunker")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("status", help="what is indexed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("ask", help="answer a question with cited passages")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=None, help="passages to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")
+    p.add_argument("--source", action="append", default=[], help="only articles from this source (repeatable)")
+    p.add_argument("--method", choices=["hybrid", "dense", "lexical", "rrf"], default=None)
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("serve", help="start the web chat")
+    p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("eval", help="measure retrieval on a question set")
+    p.add_argument("format", choices=["squad"])
+    p.add_argument("path", type=Path)
+    p.add_argument("--method", choices=["lexical", "dense", "rrf", "hybrid", "all"], default="all")
+    p.add_argument("--limit", type=int, default=None, help="evenly spread subset of N questions")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+                   help="write the report here, and a recall@k plot beside it (.png)")
+    p.set_defaults(run=cmd_eval)
+    return parser
+
+
+def _encoder(settings: Settings):
+    from embeddings.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(settings.index.model_name, settings.index.batch_size)
+
+
+def open_retriever(settings: Settings):
+    """The index under ``settings`` opened with the configured model, ready to search."""
+    from embeddings.indexer import open_index
+    from qa.retrieve import Retriever
+
+    encoder = _encoder(settings)
+    index = open_index(settings.index, encoder.identity, encoder.dimension)
+    return Retriever(index, encoder, settings)
+
+
+def cmd_index(args, settings: Settings) -> int:
+    from embeddings.indexer import update_index
+    from embeddings.manifest import IndexMismatch
+
+    if not args.paths and not args.rebuild:
+        print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
+        return 2
+    encoder = _encoder(settings)
+    progress = sys.stderr.isatty()
+    try:
+        report = update_index(args.paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
+    except IndexMismatch as e:
+        if not args.rebuild_if_stale:
+            raise
+        print(f"qa: {e}\nqa: rebuilding.", file=sys.stderr)
+        report = update_index(args.paths, settings.index, encoder, rebuild=True, progress=progress)
+    for title in report.added:
+        print(f"added    {title}")
+    for title in report.updated:
+        print(f"updated  {title}")
+    for title in report.removed:
+        print(f"removed  {title}")
+    print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+          f"{report.unchanged} unchanged; {report.passages_encoded} passages encoded")
+    for error in report.errors:
+        print(f"error: {error} (skipped; the index keeps what it had for it)", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from embeddings.manifest import read_manifest
+
+    manifest = read_manifest(settings.index.index_dir)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    m, c = manifest["model"], manifest["counts"]
+    print(f"index:       {Path(settings.index.index_dir).resolve()}")
+    print(f"articles:    {c['articles']}")
+    print(f"passages:    {c['passages']}")
+    print(f"model:       {m['name']} ({m['dimension']} dims, weights {m['sha256'][:12]})")
+    print(f"chunker:     up to {manifest['chunker']['max_tokens']} word pieces, "
+          f"target {manifest['chunker']['target_tokens']}")
+    print(f"last update: {manifest['updated_at']}")
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    from embeddings.articles import ArticleError, parse_date
+    from embeddings.store import Filters
+    from qa.pipeline import ask
+
+    try:
+        filters = Filters(parse_date("--since", args.since), parse_date("--until", args.until),
+                          tuple(args.source))
+    except ArticleError as e:
+        print(f"qa ask: {e}", file=sys.stderr)
+        return 2
+    if args.method:
+        settings = replace(settings, fusion=args.method)
+    retriever = open_retriever(settings)
+    try:
+        answer = ask(retriever, args.question, k=args.k, filters=filters)
+    except ValueError as e:
+        print(f"qa ask: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        width = min(shutil.get_terminal_size((80, 24)).columns, 100)
+        print(format_answer(answer, width, color=sys.stdout.isatty()))
+    return 0
+
+
+def format_answer(answer, width: int = 80, color: bool = False) -> str:
+    """The answer as plain text that fits ``width`` columns; highlights in bold or »…«."""
+    on, off = ("\033[1m", "\033[0m") if color else ("»", "«")
+    out = []
+    if answer.searched != answer.question:
+        out.append(textwrap.fill(f"(searched: {answer.searched})", width))
+    out.append(textwrap.fill(answer.text, width))
+    if answer.sources:
+        out.append("")
+        out.append("Sources:" if answer.covered else "Closest matches:")
+    for s in answer.sources:
+        p = s.hit.passage
+        head = f"[{s.number}] {s.label}"
+        out.append(textwrap.fill(head, width, subsequent_indent="    "))
+        if p.url or p.source:
+            out.append(textwrap.fill(" · ".join(x for x in (p.source, p.url) if x), width,
+                                     initial_indent="    ", subsequent_indent="    "))
+        text, cursor, parts = p.text, 0, []
+        for a, b in s.highlights:
+            parts.append(text[cursor:a])
+            parts.append(on + text[a:b] + off)
+            cursor = b
+        parts.append(text[cursor:])
+        body = " ".join("".join(parts).split())
+        out.extend(_wrap_ansi(body, width) if color else
+                   textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _wrap_ansi(text: str, width: int) -> list[str]:
+    """Wrap on the visible text: ANSI codes take no columns."""
+    lines, line, visible = [], "    ", 4
+    for word in text.split(" "):
+        w = len(word.replace("\033[1m", "").replace("\033[0m", ""))
+        if visible + w + 1 > width and visible > 4:
+            lines.append(line.rstrip())
+            line, visible = "    ", 4
+        line += word + " "
+        visible += w + 1
+    lines.append(line.rstrip())
+    return lines
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    import app
+
+    auth = os.environ.get("QA_AUTH")
+    credentials = tuple(auth.split(":", 1)) if auth and ":" in auth else None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
+        print("qa serve: warning: serving beyond this machine without a login; "
+              "set QA_AUTH=user:password to require one", file=sys.stderr)
+    app.serve(settings, host=args.host, port=args.port, auth=credentials)
+    return 0
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from qa.evaluate import METHODS, evaluate_squad, format_table, save_report
+
+    if not args.path.exists():
+        print(f"qa eval: {args.path}: no such file", file=sys.stderr)
+        return 2
+    methods = METHODS if args.method == "all" else (args.method,)
+    report = evaluate_squad(args.path, settings, _encoder(settings), methods, args.limit,
+                            progress=sys.stderr.isatty())
+    print(format_table(report))
+    if args.json:
+        plot = save_report(report, args.json)
+        print(f"report: {args.json}\nplot:   {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Evaluate retrieval on a SQuAD-format question set, through exactly the app's pipeline.
+
+Each SQuAD article becomes one indexed article (title = the Wikipedia title, paragraphs
+separated by blank lines form the body), split and encoded with the configured settings,
+in a temporary index. Every question is then asked through ``Retriever.search`` and scored:
+
+* ansR@k: a gold answer, SQuAD-normalised, appears in one of the top k passages;
+* MRR@10: 1 / rank of the first passage containing a gold answer (0 beyond 10);
+* not covered: the share of these answerable questions the "not covered" rule would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from embeddings.encoder import Encoder
+from embeddings.indexer import open_index, update_index
+from qa.answer import is_covered
+from qa.retrieve import Retriever
+from qa.settings import Settings
+
+METHODS = ("lexical", "dense", "rrf", "hybrid")
+KS = tuple(range(1, 21))
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    article: str
+    text: str
+    answers: tuple[str, ...]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def load_squad(path: Path, limit: int | None = None, articles: set[str] | None = None):
+    """``(articles as jsonl lines, questions)``; ``limit`` keeps an evenly spread subset."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    lines, questions = [], []
+    for art in data:
+        if articles is not None and art["title"] not in articles:
+            continue
+        body = "\n\n".join(p["context"].strip() for p in art["paragraphs"])
+        lines.append(json.dumps({"id": art["title"], "title": art["title"].replace("_", " "),
+                                 "text": body}))
+        for p in art["paragraphs"]:
+            for qa in p["qas"]:
+                questions.append(Question(qa["id"], art["title"], qa["question"],
+                                          tuple(a["text"] for a in qa["answers"])))
+    if limit is not None and limit < len(questions):
+        step = len(questions) / limit
+        questions = [questions[int(i * step)] for i in range(limit)]
+    return lines, questions
+
+
+def build_index(lines: list[str], settings: Settings, encoder: Encoder, workdir: Path,
+                progress: bool = True):
+    """Index the SQuAD articles into ``workdir``; returns the opened index."""
+    src = workdir / "squad.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    index_settings = replace(settings.index, index_dir=workdir / "index")
+    update_index([src], index_settings, encoder, progress=progress)
+    return open_index(index_settings, encoder.identity, encoder.dimension), replace(settings, index=index_settings)
+
+
+def score_method(retriever: Retriever, questions: list[Question], method: str,
+                 progress: bool = True) -> dict:
+    """Recall@1..20, MRR@10, not-covered share and time for one retrieval method."""
+    from tqdm import tqdm
+
+    first_hit = []  # rank (1-based) of the first passage holding an answer, or None
+    refused = 0
+    start = time.perf_counter()
+    for q in tqdm(questions, desc=f"{method:>8}", disable=not progress, leave=False):
+        hits = retriever.search(q.text, k=max(KS), method=method)
+        golds = [normalize_answer(a) for a in q.answers]
+        rank = next((r for r, h in enumerate(hits, 1)
+                     if any(g and g in normalize_answer(h.passage.text) for g in golds)), None)
+        first_hit.append(rank)
+        if method == "hybrid" and not is_covered(hits, retriever.settings):
+            refused += 1
+    seconds = time.perf_counter() - start
+    n = len(questions)
+    recall = {k: sum(1 for r in first_hit if r is not None and r <= k) / n for k in KS}
+    mrr = sum(1 / r for r in first_hit if r is not None and r <= 10) / n
+    return {"method": method, "questions": n, "recall": recall, "mrr10": mrr,
+            "not_covered": refused / n if method == "hybrid" else None,
+            "seconds": seconds, "ms_per_question": 1000 * seconds / n, "ranks": first_hit}
+
+
+def evaluate_squad(path: Path, settings: Settings, encoder: Encoder, methods=METHODS,
+                   limit: int | None = None, progress: bool = True) -> dict:
+    """Build a temporary index from ``path`` and score each method; returns the report."""
+    lines, questions = load_squad(path, limit)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        started = time.perf_counter()
+        index, settings = build_index(lines, settings, encoder, Path(tmp), progress)
+        build_seconds = time.perf_counter() - started
+        try:
+            retriever = Retriever(index, encoder, settings)
+            results = [score_method(retriever, questions, m, progress) for m in methods]
+            passages = index.store.counts()["passages"]
+        finally:
+            index.close()
+    return {"dataset": str(path), "articles": len(lines), "passages": passages,
+            "questions": len(questions), "index_seconds": build_seconds,
+            "settings": _settings_dict(settings), "results": results}
+
+
+def format_table(report: dict) -> str:
+    """The report as a fixed-width table."""
+    lines = [f"{report['questions']} questions, {report['articles']} articles, "
+             f"{report['passages']} passages (indexed in {report['index_seconds']:.0f} s)",
+             f"{'method':<9} {'ansR@1':>7} {'ansR@5':>7} {'ansR@20':>7} {'MRR@10':>7} "
+             f"{'not cov.':>8} {'ms/q':>6}"]
+    for r in report["results"]:
+        nc = f"{r['not_covered']:.3f}" if r["not_covered"] is not None else "-"
+        lines.append(f"{r['method']:<9} {r['recall'][1]:>7.3f} {r['recall'][5]:>7.3f} "
+                     f"{r['recall'][20]:>7.3f} {r['mrr10']:>7.3f} {nc:>8} {r['ms_per_question']:>6.0f}")
+    return "\n".join(lines)
+
+
+def save_report(report: dict, out: Path) -> Path:
+    """Write the JSON report and a recall@k plot (``OUT`` with ``.png``) beside it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    slim = {**report, "results": [{k: v for k, v in r.items() if k != "ranks"} for r in report["results"]]}
+    out.write_text(json.dumps(slim, indent=2) + "\n", encoding="utf-8")
+    plot = out.with_suffix(".png")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in report["results"]:
+        ax.plot(KS, [r["recall"][k] for k in KS], marker=".", label=r["method"])
+    ax.set_xlabel("k (passages retrieved)")
+    ax.set_ylabel("answer recall@k")
+    ax.set_xticks([1, 5, 10, 15, 20])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{Path(report['dataset']).name}: {report['questions']} questions")
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return plot
+
+
+def _settings_dict(settings: Settings) -> dict:
+    d = {k: v for k, v in settings.__dict__.items() if k != "index"}
+    d["chunker"] = settings.index.chunker()
+    return d

@@ -1,0 +1,36 @@
+"""Answer one question end to end: rewrite a follow-up, retrieve, highlight, cite.
+
+This is the single function the CLI, the app and the evaluation share, so what is measured
+is what users get.
+"""
+
+from __future__ import annotations
+
+from embeddings.store import Filters
+from qa.answer import Answer, build_answer
+from qa.conversation import contextualize
+from qa.retrieve import Retriever
+
+
+def ask(retriever: Retriever, question: str, previous_queries: list[str] | None = None,
+        k: int | None = None, filters: Filters = Filters()) -> Answer:
+    """The cited answer to ``question``.
+
+    Args:
+        retriever: an opened index with its encoder and settings.
+        question: as typed.
+        previous_queries: the queries searched earlier in this conversation, oldest first;
+            a follow-up that leans on them is rewritten (``Answer.searched`` shows how).
+        k: passages to show (default ``settings.k``).
+        filters: date range and sources.
+    """
+    if not question or not question.strip():
+        raise ValueError("the question is empty")
+    searched = contextualize(question, list(previous_queries or []))
+    hits = retriever.search(searched, k=k, filters=filters)
+    if hits:
+        qvec = retriever.encoder.encode([searched])[0]
+        sentence_scores = retriever.sentences.score(qvec, [h.passage for h in hits])
+    else:
+        sentence_scores = []
+    return build_answer(question, searched, hits, retriever.settings, sentence_scores)

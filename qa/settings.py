@@ -1,0 +1,40 @@
+"""One frozen settings object for everything a question needs, index settings included.
+
+Entry points (the CLI and ``app.py``) build it from flags and environment variables and
+pass it down; nothing below them reads the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from embeddings.settings import IndexSettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Retrieval and answering settings.
+
+    Attributes:
+        index: how the index was built and where it is.
+        k: passages shown per answer.
+        candidates: passages fetched from each retriever before fusion; more costs a
+            little time and rarely changes the top few.
+        fusion: "hybrid" (the default), "dense" or "lexical" (BM25 alone).
+        dense_weight: weight of the dense score in the hybrid fusion, the rest going to BM25.
+        sentence_weight: weight of the best single sentence's similarity to the question
+            when rescoring the fused candidates (0 turns sentence rescoring off).
+        rescore_depth: how many fused candidates are rescored by sentence.
+        title_weight: BM25 weight of the article title relative to the passage text.
+        min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
+    """
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    k: int = 5
+    candidates: int = 50
+    fusion: str = "hybrid"
+    dense_weight: float = 0.5
+    sentence_weight: float = 0.3
+    rescore_depth: int = 20
+    title_weight: float = 0.5
+    min_relevance: float = 0.3
