@@ -1,0 +1,74 @@
+"""Shared fixtures: a deterministic fake encoder, the seed article, temporary index settings."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings.settings import IndexSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_12a2af69bb612d53.txt"
+SHARED = ROOT.parent / "shared"
+SQUAD = SHARED / "data" / "squad-v1.1-dev-half-a.json"
+
+
+class FakeEncoder:
+    """Bag of hashed words -> unit vector. Deterministic, instant, and counts what it encodes."""
+
+    identity = {"name": "fake-bag-of-words", "sha256": "0" * 64}
+    dimension = 64
+
+    def __init__(self):
+        self.calls = 0
+        self.texts: list[str] = []
+
+    def encode(self, texts, progress=False):
+        self.calls += 1
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[row, h % self.dimension] += 1.0 if (h >> 8) % 2 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else 1.0 / np.sqrt(self.dimension)
+        return out
+
+
+@pytest.fixture
+def fake_encoder():
+    return FakeEncoder()
+
+
+@pytest.fixture
+def index_settings(tmp_path):
+    return IndexSettings(index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A folder with the seed article and two short articles."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    shutil.copy(SEED, folder / SEED.name)
+    (folder / "ferry.txt").write_text(
+        "title: Ferry service resumes\ndate: 2018-05-03\nsource: Harbour Times\n\n"
+        "The island ferry resumed service on Thursday after a two-week strike by crew members.\n\n"
+        "Passengers queued at dawn for the first crossing.\n", encoding="utf-8")
+    (folder / "library.md").write_text(
+        "# City library opens new wing\n\nThe city library opened a new wing with a children's "
+        "reading room and a makerspace.\n\nThe wing cost 4 million dollars.\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    from embeddings.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder()

@@ -1,0 +1,134 @@
+"""Loading articles: the seed, each format, and malformed inputs with clear errors."""
+
+import json
+
+import pytest
+
+from embeddings.articles import ArticleError, find_article_files, load_articles
+from tests.conftest import SEED
+
+
+def test_seed_date_and_first_sentence_are_parsed():
+    [article] = load_articles(SEED)
+    assert article.date == "2018-05-02"
+    first = ("A U.S.-backed, Kurdish-led alliance announced Tuesday it is launching the final stage "
+             "of its battle to expel the Islamic State jihadi group from its desert holdouts in eastern Syria.")
+    assert article.body.startswith(first)
+    assert article.title == first
+    assert "date" not in article.body.split("\n")[0]
+    assert article.body.endswith("neighborhood of Yarmuk.")
+
+
+def test_ids_are_stable_and_hash_follows_content(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("One article. It has two sentences.", encoding="utf-8")
+    first = load_articles(path)[0]
+    assert load_articles(path)[0] == first
+    path.write_text("One article. It has changed.", encoding="utf-8")
+    second = load_articles(path)[0]
+    assert second.id == first.id and second.content_hash != first.content_hash
+
+
+def test_txt_header_lines(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("title: Ferry back\ndate: 2018-05-03\nsource: Harbour Times\nurl: https://h.example/f\n\n"
+                    "The ferry resumed service.\n", encoding="utf-8")
+    [a] = load_articles(path)
+    assert (a.title, a.date, a.source, a.url, a.body) == (
+        "Ferry back", "2018-05-03", "Harbour Times", "https://h.example/f", "The ferry resumed service.")
+
+
+def test_txt_line_that_only_looks_like_a_header_is_body(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("Title: a day to remember\nwas the headline everyone saw.", encoding="utf-8")
+    [a] = load_articles(path)
+    assert a.body.startswith("Title: a day to remember")
+
+
+def test_markdown_title_from_first_heading(tmp_path):
+    path = tmp_path / "a.md"
+    path.write_text("# Library opens wing\n\nThe library opened a wing.\n", encoding="utf-8")
+    [a] = load_articles(path)
+    assert a.title == "Library opens wing"
+    assert a.body == "The library opened a wing."
+
+
+def test_html_main_text_and_metadata(tmp_path):
+    path = tmp_path / "a.html"
+    path.write_text(
+        '<html><head><title>Dam opens - River News</title>'
+        '<meta property="og:title" content="Dam opens">'
+        '<meta property="og:url" content="https://river.example/dam">'
+        '<meta property="og:site_name" content="River News">'
+        '<meta name="date" content="2019-07-01"></head><body><nav>Home | Sport</nav>'
+        '<article><h1>Dam opens</h1><p>The new dam on the river opened on Monday after six years of '
+        'construction work by two companies.</p><p>It will supply power to forty thousand homes in the '
+        'valley, the operator said.</p></article><footer>Copyright</footer></body></html>', encoding="utf-8")
+    [a] = load_articles(path)
+    assert a.title == "Dam opens"
+    assert a.date == "2019-07-01"
+    assert a.url == "https://river.example/dam"
+    assert a.source == "River News"
+    assert "forty thousand homes" in a.body
+    assert "Home | Sport" not in a.body and "Copyright" not in a.body
+
+
+def test_jsonl_one_article_per_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    rows = [{"text": "First story text.", "title": "First", "date": "2020-01-02", "source": "Wire"},
+            {"text": "Second story text.", "url": "https://w.example/2"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    first, second = load_articles(path)
+    assert (first.title, first.date, first.source) == ("First", "2020-01-02", "Wire")
+    assert second.title == "Second story text." and second.url == "https://w.example/2"
+    assert first.id != second.id
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("empty.txt", b"", "is empty"),
+    ("blank.md", b"  \n\n \n", "is empty"),
+    ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    ("latin1.txt", "Caf\u00e9 au lait".encode("latin-1"), "not UTF-8"),
+    ("baddate.txt", b" date 2018-13-45 Body text here.", "bad date '2018-13-45'"),
+    ("baddate2.txt", b"date: yesterday\n\nBody text.", "bad date 'yesterday'"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": broken}\n', "malformed JSON"),
+    ("notext.jsonl", b'{"title": "no text"}\n', 'missing "text"'),
+    ("list.jsonl", b'[1, 2]\n', "JSON object"),
+    ("headeronly.txt", b"title: Only a title\n\n", "no article text"),
+    ("page.html", b"<html><body><script>var a = 1;</script></body></html>", "no article text"),
+    ("notes.pdf", b"%PDF-1.4", "unsupported file type"),
+])
+def test_malformed_inputs_name_the_file_and_the_problem(tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ArticleError) as err:
+        load_articles(path)
+    assert name in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_jsonl_error_names_the_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": 3}\n', encoding="utf-8")
+    with pytest.raises(ArticleError, match=r"a\.jsonl:2"):
+        load_articles(path)
+
+
+def test_too_large_file_is_refused(tmp_path, monkeypatch):
+    import embeddings.articles as articles
+
+    monkeypatch.setattr(articles, "MAX_FILE_BYTES", 100)
+    path = tmp_path / "big.txt"
+    path.write_text("word " * 100, encoding="utf-8")
+    with pytest.raises(ArticleError, match="too large"):
+        load_articles(path)
+
+
+def test_find_article_files_skips_hidden_and_other_types(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "b.pdf").write_text("x")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "c.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.md").write_text("x")
+    assert [p.name for p in find_article_files(tmp_path)] == ["a.txt", "d.md"]

@@ -1,0 +1,188 @@
+"""Incremental updates, atomicity on bad input, the manifest check, and save -> load."""
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from embeddings.indexer import VECTORS_FILE, open_index, update_index
+from embeddings.manifest import IndexMismatch, IndexMissing
+from embeddings.settings import IndexSettings
+from tests.conftest import SEED, FakeEncoder
+
+
+def state(settings):
+    """Everything observable about an index: rows of each table and the FAISS contents."""
+    d = settings.index_dir
+    conn = sqlite3.connect(d / "store.sqlite")
+    rows = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("articles", "passages", "passages_fts")}
+    conn.close()
+    return rows, (d / VECTORS_FILE).read_bytes(), json.loads((d / "manifest.json").read_text())
+
+
+def faiss_ids(settings):
+    enc = FakeEncoder()
+    index = open_index(settings, enc.identity, enc.dimension)
+    try:
+        found = index.vectors.search(np.ones(enc.dimension, np.float32) / 8, 10_000)
+        return sorted(i for i, _ in found), sorted(index.store.passages(range(1, 10_000)))
+    finally:
+        index.close()
+
+
+def test_first_index_then_nothing_to_do(corpus, index_settings, fake_encoder):
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert len(report.added) == 3 and report.passages_encoded > 0
+    calls = fake_encoder.calls
+    again = update_index([corpus], index_settings, fake_encoder)
+    assert fake_encoder.calls == calls, "an unchanged folder is not re-encoded"
+    assert (again.added, again.updated, again.removed, again.unchanged) == ([], [], [], 3)
+
+
+def test_adding_one_article_encodes_only_its_passages(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    fake_encoder.texts.clear()
+    (corpus / "new.txt").write_text("title: New\n\nA bridge opened today. Cars crossed it.", encoding="utf-8")
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert report.added == ["New"] and report.unchanged == 3
+    assert fake_encoder.texts == ["A bridge opened today. Cars crossed it."]
+
+
+def test_editing_one_article_reencodes_only_it(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    fake_encoder.texts.clear()
+    path = corpus / "library.md"
+    path.write_text(path.read_text().replace("4 million", "5 million"), encoding="utf-8")
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert report.updated == ["City library opens new wing"] and report.unchanged == 2
+    assert fake_encoder.texts and all("library" in t or "wing" in t for t in fake_encoder.texts)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    texts = [p.text for p in index.store.passages(range(1, 1000)).values()]
+    index.close()
+    assert any("5 million" in t for t in texts) and not any("4 million" in t for t in texts)
+
+
+def test_deleting_a_file_removes_its_passages_from_faiss_and_sqlite(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    before_faiss, before_sql = faiss_ids(index_settings)
+    (corpus / "ferry.txt").unlink()
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert report.removed == ["Ferry service resumes"]
+    after_faiss, after_sql = faiss_ids(index_settings)
+    assert after_faiss == after_sql and len(after_sql) < len(before_sql)
+    conn = sqlite3.connect(index_settings.index_dir / "store.sqlite")
+    assert conn.execute("SELECT count(*) FROM passages_fts WHERE passages_fts MATCH 'ferry'").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM articles WHERE title LIKE 'Ferry%'").fetchone() == (0,)
+
+
+def test_indexing_a_single_file_does_not_remove_others(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    report = update_index([corpus / "ferry.txt"], index_settings, fake_encoder)
+    assert report.removed == [] and report.unchanged == 1
+
+
+@pytest.mark.parametrize("name, content", [
+    ("empty.txt", b""),
+    ("binary.txt", b"\x00\x01\x02\x03binary"),
+    ("latin1.txt", "na\u00efve".encode("latin-1")),
+    ("baddate.txt", b" date 2018-02-31 Body."),
+])
+def test_bad_file_is_reported_and_the_index_stays_intact(corpus, index_settings, fake_encoder, name, content):
+    update_index([corpus], index_settings, fake_encoder)
+    before = state(index_settings)
+    (corpus / name).write_bytes(content)
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert len(report.errors) == 1 and name in report.errors[0]
+    assert state(index_settings)[:2] == before[:2]
+
+
+def test_a_previously_good_file_turned_bad_keeps_its_old_version(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    before = state(index_settings)
+    (corpus / "ferry.txt").write_bytes(b"\xff\xfe broken now")
+    report = update_index([corpus], index_settings, fake_encoder)
+    assert report.removed == [] and "ferry.txt" in report.errors[0]
+    assert state(index_settings)[0] == before[0]
+
+
+def test_crash_during_encoding_leaves_index_untouched(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    before = state(index_settings)
+
+    class Exploding(FakeEncoder):
+        def encode(self, texts, progress=False):
+            raise RuntimeError("out of memory")
+
+    (corpus / "new.txt").write_text("Another story.", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        update_index([corpus], index_settings, Exploding())
+    assert state(index_settings) == before
+
+
+def test_manifest_from_another_model_is_refused(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    other = {"name": "other-model", "sha256": "f" * 64}
+    with pytest.raises(IndexMismatch, match=r"other-model.*qa index --rebuild"):
+        open_index(index_settings, other, fake_encoder.dimension)
+
+    class Other(FakeEncoder):
+        identity = other
+
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        update_index([corpus], index_settings, Other())
+    report = update_index([corpus], index_settings, Other(), rebuild=True)
+    assert len(report.added) == 3
+    assert open_index(index_settings, other, 64).manifest["model"]["name"] == "other-model"
+
+
+def test_chunker_change_is_refused(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    changed = IndexSettings(index_dir=index_settings.index_dir, target_tokens=32)
+    with pytest.raises(IndexMismatch, match="chunker"):
+        open_index(changed, fake_encoder.identity, fake_encoder.dimension)
+
+
+def test_missing_index_says_what_to_run(index_settings, fake_encoder):
+    with pytest.raises(IndexMissing, match="qa index seeds/"):
+        open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+
+
+def test_save_load_gives_identical_results(corpus, index_settings, fake_encoder, tmp_path):
+    update_index([corpus], index_settings, fake_encoder)
+    copy = IndexSettings(index_dir=tmp_path / "copy")
+    shutil.copytree(index_settings.index_dir, copy.index_dir)
+    a = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    b = open_index(copy, fake_encoder.identity, fake_encoder.dimension)
+    for q in fake_encoder.encode(["villages in Syria", "ferry strike", "library wing"]):
+        assert a.vectors.search(q, 5) == b.vectors.search(q, 5)
+    assert a.store.lexical_search('"ferry"', 5) == b.store.lexical_search('"ferry"', 5)
+
+
+def test_stale_faiss_file_is_rebuilt_from_the_store(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    (index_settings.index_dir / VECTORS_FILE).unlink()
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    assert index.vectors.count() == index.store.counts()["passages"] > 0
+    index.close()
+
+
+def test_rebuild_without_paths_uses_the_paths_indexed_before(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    fake_encoder.calls = 0
+    report = update_index([], index_settings, fake_encoder, rebuild=True)
+    assert len(report.added) == 3 and fake_encoder.calls == 1
+
+
+def test_missing_path_is_an_error_not_a_crash(index_settings, fake_encoder, tmp_path):
+    report = update_index([tmp_path / "nope"], index_settings, fake_encoder)
+    assert report.errors == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_seed_twice_encodes_nothing_the_second_time(index_settings, fake_encoder):
+    update_index([SEED.parent], index_settings, fake_encoder)
+    calls = fake_encoder.calls
+    update_index([SEED.parent], index_settings, fake_encoder)
+    assert fake_encoder.calls == calls == 1

@@ -1,0 +1,84 @@
+"""Splitting into passages: exact offsets, the 256 word-piece limit, overlap, edge cases."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from embeddings.articles import load_articles
+from embeddings.encoder import load_tokenizer
+from embeddings.passages import split_passages, split_sentences
+from tests.conftest import SEED
+
+TOK = load_tokenizer()
+
+
+def pieces(text):
+    return len(TOK.word_pieces(text)) + 2  # with [CLS] and [SEP], as the model sees it
+
+
+def check(body, passages, max_tokens=256):
+    assert passages, "non-empty text gives at least one passage"
+    for n, p in enumerate(passages):
+        assert p.ordinal == n
+        assert body[p.start:p.end] == p.text
+        assert pieces(p.text) <= max_tokens
+    covered = set()
+    for p in passages:
+        covered.update(range(p.start, p.end))
+    assert all(i in covered for i, ch in enumerate(body) if not ch.isspace()), "no text is lost"
+
+
+def test_seed_passages_reconstruct_the_body():
+    [article] = load_articles(SEED)
+    for target in (64, 128, 256):
+        check(article.body, split_passages(article.id, article.body, TOK, 256, target, 1))
+
+
+def test_short_paragraphs_merge_up_to_target_and_keep_paragraph_breaks():
+    body = "\n\n".join(f"Paragraph {i} says one short thing." for i in range(10))
+    passages = split_passages("a", body, TOK, max_tokens=256, target_tokens=30)
+    assert len(passages) > 1
+    for p in passages:
+        assert p.text.startswith("Paragraph") and p.text.endswith("thing.")
+
+
+def test_split_paragraph_overlaps_by_one_sentence():
+    body = " ".join(f"Sentence number {i} talks about the river and the dam." for i in range(60))
+    passages = split_passages("a", body, TOK, max_tokens=64, target_tokens=64, overlap_sentences=1)
+    check(body, passages, 64)
+    for prev, nxt in zip(passages, passages[1:]):
+        last_sentence = split_sentences(prev.text)[-1]
+        assert nxt.text.startswith(prev.text[last_sentence[0]:last_sentence[1]])
+
+
+def test_over_long_sentence_is_cut_under_the_limit():
+    body = "word " * 1000 + "end."
+    passages = split_passages("a", body.strip(), TOK, max_tokens=256)
+    check(body.strip(), passages)
+    assert len(passages) >= 4
+
+
+@pytest.mark.parametrize("body", [
+    "One sentence only.",
+    "🙂 Emoji 🚀 in text 🎉.",
+    "x",
+    "Ünïcödé wörds, naïve café.\n\n\n\nAnd a second paragraph.",
+    "a" * 3000,
+])
+def test_edge_cases(body):
+    check(body, split_passages("a", body, TOK))
+
+
+text_chars = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
+words = st.text(text_chars, min_size=1, max_size=30)
+separators = st.sampled_from([" ", " ", " ", ". ", "! ", "? ", "\n", "\n\n", ", "])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(words, separators), min_size=1, max_size=400),
+       st.sampled_from([32, 64, 256]), st.sampled_from([16, 128, 256]), st.sampled_from([0, 1, 2]))
+def test_property_offsets_exact_and_never_over_the_limit(parts, max_tokens, target, overlap):
+    body = "".join(w + s for w, s in parts).strip()
+    if not body:
+        return
+    check(body, split_passages("a", body, TOK, max_tokens, target, overlap), max_tokens)
