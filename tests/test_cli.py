@@ -1,0 +1,93 @@
+"""The ``qa`` command end to end, as a user runs it (real model)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SEED
+
+pytestmark = pytest.mark.model
+
+
+def qa(*args, index_dir, check=True):
+    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "COLUMNS": "80", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "qa.cli", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli") / "index"
+    first = qa("index", str(SEED.parent), index_dir=d)
+    assert "1 added" in first.stdout and "passages encoded" in first.stdout
+    return d
+
+
+def test_index_twice_encodes_nothing_the_second_time(index_dir):
+    again = qa("index", str(SEED.parent), index_dir=index_dir)
+    assert "0 added, 0 updated, 0 removed, 1 unchanged; 0 passages encoded" in again.stdout
+
+
+def test_status(index_dir):
+    out = qa("status", index_dir=index_dir).stdout
+    assert "articles:    1" in out and "all-MiniLM-L6-v2" in out and "last update:" in out
+
+
+def test_ask_is_readable_in_80_columns(index_dir):
+    out = qa("ask", "Where does IS still hold villages?", "-k", "3", index_dir=index_dir).stdout
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert lines[0].startswith("“IS holds dozens of villages")
+    assert "Sources:" in lines
+    numbers = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
+    assert numbers == ["[1]", "[2]", "[3]"]
+    assert "»IS holds dozens of villages" in out
+    assert "(2018-05-02)" in out
+
+
+def test_ask_json(index_dir):
+    data = json.loads(qa("ask", "Who heads the Deir el-Zour Military Council?", "--json",
+                         index_dir=index_dir).stdout)
+    assert data["covered"] is True
+    top = data["sources"][0]
+    assert "Ahmed Abu Khawla" in top["text"] and top["date"] == "2018-05-02"
+    assert all(h["text"] == top["text"][h["start"]:h["end"]] for h in top["highlights"])
+
+
+def test_ask_off_topic_says_not_covered(index_dir):
+    out = qa("ask", "How do I bake sourdough bread?", index_dir=index_dir).stdout
+    assert out.startswith("The indexed articles don't seem to cover this.")
+    assert "Closest matches:" in out
+
+
+def test_ask_bad_date_filter_is_a_clear_error(index_dir):
+    result = qa("ask", "villages", "--since", "May 2018", index_dir=index_dir, check=False)
+    assert result.returncode == 2 and "bad date 'May 2018'" in result.stderr
+
+
+def test_missing_index_tells_what_to_run(tmp_path):
+    result = qa("ask", "anything", index_dir=tmp_path / "none", check=False)
+    assert result.returncode == 2 and "qa index seeds/" in result.stderr
+
+
+def test_bad_file_exit_code_and_message(tmp_path):
+    bad = tmp_path / "articles"
+    bad.mkdir()
+    (bad / "good.txt").write_text("A good article about bridges.", encoding="utf-8")
+    (bad / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+    result = qa("index", str(bad), index_dir=tmp_path / "index", check=False)
+    assert result.returncode == 1
+    assert "bad.txt" in result.stderr and "binary" in result.stderr
+    assert "1 added" in result.stdout
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
+           "assert 'torch' not in sys.modules and 'gradio' not in sys.modules and 'faiss' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
