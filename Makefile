@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 run: index
 	$(QA) --index-dir $(INDEX) serve
 
-test: install browser
+test: install
 	$(PY) -m pytest
 
 install: $(STAMP)

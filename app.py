@@ -41,7 +41,7 @@ def render_answer(answer: Answer) -> list[dict]:
         body = "".join(parts).replace("\n\n", "<br><br>")
         content = f"{body}" + (f"<br><small>{where}</small>" if where else "")
         messages.append({"role": "assistant", "content": content,
-                         "metadata": {"title": f"[{s.number}] {s.label}", "status": "done"}})
+                         "metadata": {"title": html.escape(f"[{s.number}] {s.label}"), "status": "done"}})
     return messages
 
 
