@@ -18,7 +18,7 @@ from qa.retrieve import content_words
 
 ANAPHORA = frozenset("""
 he him his she her hers it its they them their theirs this that these those there such
-the former the latter
+former latter
 """.split())
 _WORD = re.compile(r"[\w']+")
 MAX_CARRIED = 8

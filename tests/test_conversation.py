@@ -1,0 +1,25 @@
+"""Follow-up rewriting."""
+
+from qa.conversation import contextualize, needs_context
+
+
+def test_follow_up_with_pronoun_carries_the_previous_subject():
+    q = contextualize("Who is backing them?", ["Which alliance launched the final stage against IS?"])
+    assert q == "alliance launched final stage IS — Who is backing them?"
+
+
+def test_standalone_question_is_left_alone():
+    q = "Which province borders Iraq near the Euphrates?"
+    assert not needs_context(q)
+    assert contextualize(q, ["Which alliance launched the final stage?"]) == q
+
+
+def test_chain_carries_the_original_subject_not_the_whole_history():
+    first = "Which alliance launched the final stage against IS?"
+    second = contextualize("Who is backing them?", [first])
+    third = contextualize("Where are they fighting?", [first, second])
+    assert third.startswith("alliance launched final stage IS") and third.count("—") == 1
+
+
+def test_first_question_and_empty_history():
+    assert contextualize("Who is backing them?", []) == "Who is backing them?"

@@ -1,0 +1,71 @@
+"""The evaluation harness, and the retrieval regression guard on 300 SQuAD questions."""
+
+import json
+import re
+
+import pytest
+
+from qa.evaluate import evaluate_squad, format_table, load_squad, normalize_answer, save_report
+from qa.settings import Settings
+from tests.conftest import ROOT, SQUAD
+
+TINY = {"data": [
+    {"title": "Ferry_service", "paragraphs": [
+        {"context": "The island ferry resumed service on Thursday after a strike by the crew.",
+         "qas": [{"id": "1", "question": "When did the ferry resume service?", "answers": [{"text": "Thursday"}]}]},
+        {"context": "Passengers queued at dawn for the first crossing to the island.",
+         "qas": [{"id": "2", "question": "When did passengers queue?", "answers": [{"text": "at dawn"}]}]}]},
+    {"title": "Library", "paragraphs": [
+        {"context": "The city library opened a new wing with a makerspace costing 4 million dollars.",
+         "qas": [{"id": "3", "question": "How much did the library wing cost?",
+                  "answers": [{"text": "4 million dollars"}, {"text": "$4 million"}]}]}]},
+]}
+
+
+def test_normalize_answer_follows_squad():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert normalize_answer("an Apple, a day") == "apple day"
+
+
+def test_load_squad_keeps_an_even_subset(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    lines, questions = load_squad(path)
+    assert len(lines) == 2 and [q.id for q in questions] == ["1", "2", "3"]
+    body = json.loads(lines[0])["text"]
+    assert body.split("\n\n")[1].startswith("Passengers")
+    assert [q.id for q in load_squad(path, limit=2)[1]] == ["1", "2"]
+
+
+def test_harness_end_to_end_with_fake_encoder(tmp_path, fake_encoder):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    report = evaluate_squad(path, Settings(), fake_encoder, progress=False)
+    by_method = {r["method"]: r for r in report["results"]}
+    assert set(by_method) == {"lexical", "dense", "rrf", "hybrid"}
+    assert by_method["lexical"]["recall"][1] == 1.0  # each question shares its words with its paragraph
+    for r in report["results"]:
+        assert 0 <= r["recall"][1] <= r["recall"][5] <= r["recall"][20] <= 1
+    assert "ansR@1" in format_table(report)
+    plot = save_report(report, tmp_path / "out" / "report.json")
+    assert plot.exists() and plot.stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["questions"] == 3
+
+
+def recorded_guard():
+    text = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    m = re.search(r"regression guard: ansR@5 = ([0-9.]+), MRR@10 = ([0-9.]+)", text)
+    assert m, "docs/evaluation.md must record the 300-question figures"
+    return float(m.group(1)), float(m.group(2))
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not SQUAD.exists(), reason="needs ../shared/data beside the checkout")
+def test_regression_guard_on_300_squad_questions(real_encoder):
+    r5, mrr = recorded_guard()
+    report = evaluate_squad(SQUAD, Settings(), real_encoder, methods=("hybrid",), limit=300, progress=False)
+    hybrid = report["results"][0]
+    print(format_table(report))
+    assert hybrid["recall"][5] >= r5 - 0.02, f"ansR@5 fell to {hybrid['recall'][5]:.3f} (recorded {r5})"
+    assert hybrid["mrr10"] >= mrr - 0.02, f"MRR@10 fell to {hybrid['mrr10']:.3f} (recorded {mrr})"
+    assert hybrid["not_covered"] <= 0.02
