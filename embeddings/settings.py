@@ -33,7 +33,7 @@ class IndexSettings:
     index_dir: Path = Path("index")
     model_name: str = DEFAULT_MODEL
     max_tokens: int = 256
-    target_tokens: int = 256
+    target_tokens: int = 128
     overlap_sentences: int = 1
     batch_size: int = 32
 

@@ -11,6 +11,7 @@ in a temporary index. Every question is then asked through ``Retriever.search`` 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -18,6 +19,8 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from embeddings.encoder import Encoder
 from embeddings.indexer import open_index, update_index
@@ -37,11 +40,14 @@ class Question:
     answers: tuple[str, ...]
 
 
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+@functools.lru_cache(maxsize=65536)  # passages recur across questions
 def normalize_answer(text: str) -> str:
     """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    text = _ARTICLES.sub(" ", text.lower().translate(_NO_PUNCTUATION))
     return " ".join(text.split())
 
 
@@ -81,6 +87,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
     from tqdm import tqdm
 
     first_hit = []  # rank (1-based) of the first passage holding an answer, or None
+    relevance = []  # the evidence the "not covered" rule looks at, per question
     refused = 0
     start = time.perf_counter()
     for q in tqdm(questions, desc=f"{method:>8}", disable=not progress, leave=False):
@@ -89,14 +96,17 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         rank = next((r for r, h in enumerate(hits, 1)
                      if any(g and g in normalize_answer(h.passage.text) for g in golds)), None)
         first_hit.append(rank)
-        if method == "hybrid" and not is_covered(hits, retriever.settings):
-            refused += 1
+        if method == "hybrid":
+            relevance.append(max((h.relevance for h in hits[:3]), default=0.0))
+            refused += not is_covered(hits, retriever.settings)
     seconds = time.perf_counter() - start
     n = len(questions)
     recall = {k: sum(1 for r in first_hit if r is not None and r <= k) / n for k in KS}
     mrr = sum(1 / r for r in first_hit if r is not None and r <= 10) / n
     return {"method": method, "questions": n, "recall": recall, "mrr10": mrr,
             "not_covered": refused / n if method == "hybrid" else None,
+            "relevance_percentiles": ({p: float(np.percentile(relevance, p)) for p in (1, 2, 5, 50)}
+                                      if relevance else None),
             "seconds": seconds, "ms_per_question": 1000 * seconds / n, "ranks": first_hit}
 
 
