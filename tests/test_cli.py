@@ -47,7 +47,7 @@ def test_ask_is_readable_in_80_columns(index_dir):
     assert "Sources:" in lines
     numbers = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
     assert numbers == ["[1]", "[2]", "[3]"]
-    assert "»IS holds dozens of villages" in out
+    assert "»IS holds dozens of villages" in " ".join(out.split())
     assert "(2018-05-02)" in out
 
 
