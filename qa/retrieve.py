@@ -192,10 +192,10 @@ class Retriever:
         passages = self.index.store.passages(order)
         plist = [passages[i] for i in order]
         w = self.settings.sentence_weight
+        top_lex = max(lexical.values(), default=0.0)
         hits = []
         for p, sentences in zip(plist, self.sentences.score(qvec, plist)):
             a, b, best = max(sentences, key=lambda t: t[2])
-            top_lex = max(lexical.values(), default=0.0)
             hits.append(Hit(p, (1 - w) * fused[p.id] + w * best, dense.get(p.id, 0.0),
                             lexical.get(p.id, 0.0) / top_lex if top_lex else 0.0, best, (a, b)))
         hits.sort(key=lambda h: (-h.score, h.passage.id))
