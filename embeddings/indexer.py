@@ -207,17 +207,37 @@ def _vectors_from_store(store: Store, dimension: int) -> FaissIndex:
     return index
 
 
+def _repair_vectors_file(directory: Path, snapshot: Store, vectors: FaissIndex) -> dict | None:
+    """Save the rebuilt vectors when no update runs and the snapshot is still the latest."""
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(directory / LOCK_FILE), timeout=0):
+            with Store(directory / STORE_FILE) as live:
+                if live.generation != snapshot.generation:
+                    return None  # an update committed meanwhile and wrote its own file
+            vectors.save(directory / VECTORS_FILE)
+            return write_manifest(directory, snapshot.get_meta("build"), snapshot.generation,
+                                  snapshot.get_meta("updated_at"), snapshot.counts())
+    except (Timeout, OSError):
+        return None  # busy or read-only: the rebuilt vectors still serve from memory
+
+
 def open_index(settings: IndexSettings, identity: dict, dimension: int) -> LoadedIndex:
     """Open the index for searching, refusing one built with another model or chunker.
 
-    A FAISS file older than the store (an update interrupted between the two) is rebuilt
-    from the vectors in the store, without re-encoding.
+    The opened index is a snapshot: the store is read inside one read transaction and the
+    FAISS file is checked to hold exactly the snapshot's passage ids (ids are never reused
+    and a passage's vector never changes, so equal ids mean equal contents). A FAISS file
+    that does not match (one written by an update that committed after the snapshot, or
+    one left stale by an interrupted update) is rebuilt from the vectors in the store,
+    without re-encoding. Updates that commit later are not seen until the index is reopened.
     """
     directory = Path(settings.index_dir)
     manifest = read_manifest(directory)
     expected = build_block(identity, dimension, settings.chunker())
     check_compatible(directory, manifest, expected)
-    store = Store(directory / STORE_FILE)
+    store = Store(directory / STORE_FILE, snapshot=True)
     try:
         stored_build = store.get_meta("build")
         if stored_build is None:
@@ -226,16 +246,9 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
         check_compatible(directory, stored_build, expected)
         path = directory / VECTORS_FILE
         vectors = FaissIndex.load(path) if path.exists() else None
-        stale = (vectors is None or manifest.get("generation") != store.generation
-                 or vectors.count() != store.counts()["passages"])
-        if stale:
+        if vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids()):
             vectors = _vectors_from_store(store, dimension)
-            try:
-                vectors.save(path)
-                manifest = write_manifest(directory, stored_build, store.generation,
-                                          store.get_meta("updated_at"), store.counts())
-            except OSError:
-                pass  # a read-only index still works from memory
+            manifest = _repair_vectors_file(directory, store, vectors) or manifest
         return LoadedIndex(directory, store, vectors, manifest)
     except BaseException:
         store.close()

@@ -110,12 +110,24 @@ _PASSAGE_COLUMNS = ("p.id, p.article_id, p.ordinal, p.start, p.end, p.text, "
 class Store:
     """One SQLite database file. Open with ``Store(path)``; use as a context manager."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, snapshot: bool = False):
+        """Open (creating if needed) the database at ``path``.
+
+        Args:
+            snapshot: hold one read transaction for the life of this object, so every read
+                sees the store as it was when opened, whatever updates commit meanwhile
+                (WAL mode lets the writer go on). The app searches through a snapshot while
+                an update runs, and switches to a new one when the update is complete.
+        """
         self.path = Path(path)
         self.conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        self.snapshot = snapshot
+        if snapshot:
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT count(*) FROM meta").fetchone()  # the snapshot starts at the first read
 
     def __enter__(self) -> "Store":
         return self
@@ -124,6 +136,8 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        if self.snapshot and self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
         self.conn.close()
 
     # -- metadata ---------------------------------------------------------------
@@ -178,6 +192,17 @@ class Store:
         where, params = filters.sql()
         rows = self.conn.execute(
             f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}", params)
+        return [r[0] for r in rows]
+
+    def all_passage_ids(self) -> np.ndarray:
+        """Every stored passage id, ascending."""
+        rows = self.conn.execute("SELECT id FROM passages ORDER BY id").fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def sources(self) -> list[str]:
+        """The distinct article sources, alphabetically."""
+        rows = self.conn.execute("SELECT DISTINCT source FROM articles WHERE source IS NOT NULL "
+                                 "AND source != '' ORDER BY lower(source)")
         return [r[0] for r in rows]
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Nearest-neighbour search over passage vectors, keyed by passage id.
 
-Two backends honour one small interface (``append/delete/search/count/save/load``):
+Two backends honour one small interface (``append/delete/search/count/ids/save/load``):
 ``FaissIndex``, exact inner-product search with FAISS (the one the app uses), and
 ``NumpyIndex``, a brute-force reference used as the oracle in tests. Vectors are
 unit length, so inner product is cosine similarity. Results are ``(passage id, score)``
@@ -39,6 +39,12 @@ class FaissIndex:
 
     def count(self) -> int:
         return int(self._index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        """The ids held, ascending."""
+        import faiss
+
+        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
 
     def search(self, query: np.ndarray, k: int, allowed: Iterable[int] | None = None) -> Results:
         """The ``k`` passages most similar to one query vector; ``allowed`` restricts the ids."""
@@ -89,6 +95,9 @@ class NumpyIndex:
 
     def count(self) -> int:
         return len(self._ids)
+
+    def ids(self) -> np.ndarray:
+        return np.sort(self._ids)
 
     def search(self, query: np.ndarray, k: int, allowed: Iterable[int] | None = None) -> Results:
         scores = self._vectors @ _as_matrix(query, self.dimension)[0]
