@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -103,9 +104,14 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.identity = model_identity(name)
         self._model = None
+        self._lock = threading.RLock()
 
     @property
     def model(self):
+        with self._lock:
+            return self._load()
+
+    def _load(self):
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -125,13 +131,29 @@ class SentenceTransformerEncoder:
         return int(self.model.get_sentence_embedding_dimension())
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Unit-length vectors, one row per text.
+
+        Texts are encoded one batch at a time under a lock: the model and its tokenizer are
+        shared by the chat and a background index update, and a question waits for at most
+        one batch of the update, not for all of it. ``progress`` shows a tqdm bar (which the
+        web app mirrors as its own progress bar).
+        """
+        from tqdm import tqdm
+
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress and len(texts) > self.batch_size,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths pad less
+        texts = [texts[i] for i in order]
+        parts = []
+        with tqdm(total=len(texts), desc="encoding", unit="passage",
+                  disable=not progress or len(texts) <= self.batch_size) as bar:
+            for start in range(0, len(texts), self.batch_size):
+                batch = texts[start:start + self.batch_size]
+                with self._lock:
+                    parts.append(self.model.encode(batch, batch_size=self.batch_size,
+                                                   normalize_embeddings=True, convert_to_numpy=True,
+                                                   show_progress_bar=False))
+                bar.update(len(batch))
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.vstack(parts)
+        return vectors

@@ -18,6 +18,7 @@ carries a passage with its article and every score behind its rank.
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -110,8 +111,13 @@ class SentenceScorer:
         self.encoder = encoder
         self._cache: OrderedDict[int, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # the chat answers several people on threads
 
     def sentences(self, passages: list[StoredPassage]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        with self._lock:
+            return self._sentences(passages)
+
+    def _sentences(self, passages: list[StoredPassage]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         missing = [p for p in passages if p.id not in self._cache]
         if missing:
             spans = [split_sentences(p.text) or [(0, len(p.text))] for p in missing]
@@ -141,11 +147,13 @@ class SentenceScorer:
 class Retriever:
     """Searches one opened index with one encoder under one ``Settings``."""
 
-    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings):
+    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings,
+                 sentences: SentenceScorer | None = None):
+        """``sentences`` may be shared with an earlier retriever: passage ids are never reused."""
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        self.sentences = SentenceScorer(encoder)
+        self.sentences = sentences or SentenceScorer(encoder)
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
                method: str | None = None) -> list[Hit]:
