@@ -1,0 +1,102 @@
+"""Accept article files uploaded through the app: size-limited, names sanitised, checked first.
+
+An upload is copied into the uploads folder (an ordinary folder of articles, indexed like
+``seeds/``) only after it has been read as articles successfully, so a bad file is refused
+with a message naming it and never reaches the index.
+
+>>> safe_filename("../../etc/My Report (final).TXT")
+'My_Report_final.txt'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from pathlib import Path
+
+from embeddings.articles import SUPPORTED_SUFFIXES, ArticleError, load_articles
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str) -> str:
+    """``name`` without folders, reduced to ``[A-Za-z0-9._-]``, with a supported suffix.
+
+    Raises:
+        ArticleError: the suffix is not one the indexer reads.
+    """
+    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
+    stem, suffix = os.path.splitext(base)
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ArticleError(base or name, f"unsupported file type {suffix or '(none)'!r}; "
+                                         f"upload one of {', '.join(SUPPORTED_SUFFIXES)}")
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()  # é -> e
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:80].strip("._-") or "article"
+    return stem + suffix
+
+
+def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Check ``source`` and copy it into ``folder`` under a safe, unused name.
+
+    Args:
+        source: the uploaded file (wherever the web server put it).
+        name: the file name the user gave, used for the saved name and in messages.
+        folder: the uploads folder.
+        max_bytes: larger files are refused.
+
+    Returns:
+        The saved path; an upload identical to a file already there returns that file.
+
+    Raises:
+        ArticleError: too large, unsupported, empty, binary, not UTF-8 or malformed, named
+            by ``name``; nothing is written then.
+    """
+    source = Path(source)
+    display = Path(name.replace("\\", "/")).name or name
+    target_name = safe_filename(name)
+    size = source.stat().st_size
+    if size > max_bytes:
+        raise ArticleError(display, f"is too large ({size / 1e6:.1f} MB; uploads are limited to "
+                                    f"{max_bytes / 1e6:.0f} MB): split it into smaller files")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = _sha256(source)
+    with tempfile.TemporaryDirectory(prefix=".incoming-", dir=folder) as tmp:
+        staged = Path(tmp) / target_name
+        shutil.copyfile(source, staged)
+        try:
+            load_articles(staged)
+        except ArticleError as e:
+            where = display + e.path[len(str(staged)):] if e.path.startswith(str(staged)) else display
+            raise ArticleError(where, e.problem) from None  # "feed.jsonl:3: malformed JSON ..."
+        target = _unused_name(folder, target_name, digest)
+        if target.exists():
+            return target  # the same file was uploaded before
+        os.replace(staged, target)
+    return target
+
+
+def _unused_name(folder: Path, name: str, digest: str) -> Path:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``...; a file with the same content is reused."""
+    stem, suffix = os.path.splitext(name)
+    candidate, n = folder / name, 1
+    while candidate.exists():
+        if _sha256(candidate) == digest:
+            return candidate
+        n += 1
+        candidate = folder / f"{stem}-{n}{suffix}"
+    return candidate
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
