@@ -8,12 +8,12 @@ INDEX  ?= index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install index bench eval clean browser
+.PHONY: run test install index bench eval clean browser screenshot
 
 run: index
 	$(QA) --index-dir $(INDEX) serve
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 install: $(STAMP)
@@ -33,6 +33,10 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
+# The README's picture, taken by the browser test's own code.
+screenshot: install browser
+	QA_SCREENSHOT=docs/screenshot.png $(PY) -m pytest -q tests/test_browser.py -k screenshot
 
 # Builds the index from seeds/ when it is missing, changed, or made with another model/chunker.
 index: install

@@ -1,16 +1,24 @@
 """The Gradio chat: wiring and presentation only; the answering is ``qa.pipeline.ask``.
 
 Start it with ``qa serve`` or ``make run`` (http://127.0.0.1:7860). Every piece of article
-text is HTML-escaped before it reaches the page.
+text is HTML-escaped before it reaches the page. Named API endpoints (see the README):
+``/ask``, ``/articles``, ``/add_articles``, ``/rebuild``, ``/status``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 
+from embeddings.manifest import IndexProblem
+from embeddings.store import Filters
 from qa.answer import Answer
 from qa.conversation import contextualize
+from qa.live_index import LiveIndex, Status
 from qa.settings import Settings
+
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
+ARTICLE_COLUMNS = ["Title", "Date", "Source", "Passages"]
 
 
 def searched_queries(user_messages: list[str]) -> list[str]:
@@ -31,54 +39,167 @@ def render_answer(answer: Answer) -> list[dict]:
     messages = [{"role": "assistant", "content": head}]
     for s in answer.sources:
         p = s.hit.passage
-        text, cursor, parts = p.text, 0, []
-        for a, b in s.highlights:
-            parts.append(html.escape(text[cursor:a]))
-            parts.append(f"<mark>{html.escape(text[a:b])}</mark>")
-            cursor = b
-        parts.append(html.escape(text[cursor:]))
+        body = "".join(f"<mark>{html.escape(t)}</mark>" if marked else html.escape(t)
+                       for t, marked in s.segments()).replace("\n\n", "<br><br>")
         where = " · ".join(html.escape(x) for x in (p.source, p.url) if x)
-        body = "".join(parts).replace("\n\n", "<br><br>")
-        content = f"{body}" + (f"<br><small>{where}</small>" if where else "")
+        content = body + (f"<br><small>{where}</small>" if where else "")
         messages.append({"role": "assistant", "content": content,
                          "metadata": {"title": html.escape(f"[{s.number}] {s.label}"), "status": "done"}})
     return messages
 
 
-def make_chat(retriever):
-    """The chat function Gradio calls: ``(message, history, k) -> messages``."""
+def status_line(status: Status) -> str:
+    """``3 articles · 12 passages · model all-MiniLM-L6-v2 · updated 2026-11-24 16:02 UTC``."""
+    parts = [f"{status.articles} article{'s' * (status.articles != 1)}",
+             f"{status.passages} passage{'s' * (status.passages != 1)}",
+             f"model {html.escape(status.model)}"]
+    if status.updated_at:
+        when = status.updated_at.replace("T", " ")[:16]
+        parts.append(f"updated {html.escape(when)} UTC")
+    if status.updating:
+        parts.append("an update is running")
+    return " · ".join(parts)
+
+
+def parse_filters(since: str, until: str, sources: list[str] | None) -> Filters:
+    """The sidebar's date range and sources as ``Filters``.
+
+    Raises:
+        ValueError: a date is not ``YYYY-MM-DD``, or the range is empty.
+    """
+    dates = []
+    for label, value in (("From", since), ("To", until)):
+        value = (value or "").strip()
+        if value:
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{label} date “{value}” is not a date: use YYYY-MM-DD, "
+                                 f"for example 2018-05-02.") from None
+        dates.append(value or None)
+    if dates[0] and dates[1] and dates[0] > dates[1]:
+        raise ValueError(f"The date range {dates[0]} to {dates[1]} is empty: the From date is after the To date.")
+    return Filters(dates[0], dates[1], tuple(sources or ()))
+
+
+def make_chat(live: LiveIndex):
+    """The chat function Gradio calls: ``(message, history, k, since, until, sources) -> messages``."""
     from qa.pipeline import ask
 
-    def chat(message: str, history: list[dict], k: float = 5):
+    def chat(message: str, history: list[dict], k: float = 5, since: str = "", until: str = "",
+             sources: list[str] | None = None):
         if not message or not message.strip():
             return [{"role": "assistant", "content": "Please type a question."}]
-        previous = [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
-        answer = ask(retriever, message, searched_queries(previous), k=int(k))
+        try:
+            filters = parse_filters(since, until, sources)
+        except ValueError as e:
+            return [{"role": "assistant", "content": html.escape(str(e))}]
+        previous = [m["content"] for m in history
+                    if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        answer = ask(live.retriever, message, searched_queries(previous), k=int(k), filters=filters)
+        if not answer.sources and filters:
+            return [{"role": "assistant", "content": "No indexed article matches the date range and "
+                                                     "sources chosen; widen them and ask again."}]
         return render_answer(answer)
 
     return chat
 
 
-def build_ui(retriever):
+def article_rows(live: LiveIndex, title_query: str = "") -> list[list]:
+    """One row per indexed article (the table shows text, not HTML)."""
+    return [[a.title, a.date or "", a.source or "", a.passages] for a in live.articles(title_query)]
+
+
+def report_markdown(report) -> str:
+    """What an update did, escaped, one line per kind of change."""
+    def names(titles):
+        shown = ", ".join(f"“{html.escape(t)}”" for t in titles[:10])
+        return shown + (f" and {len(titles) - 10} more" if len(titles) > 10 else "")
+
+    lines = []
+    for label, titles in (("Added", report.added), ("Updated", report.updated), ("Removed", report.removed)):
+        if titles:
+            lines.append(f"**{label}** {len(titles)}: {names(titles)}")
+    n, u = report.passages_encoded, report.unchanged
+    lines.append(f"{n} passage{'s' * (n != 1)} encoded; {u} article{'s' * (u != 1)} unchanged.")
+    for error in report.errors:
+        lines.append(f"**Not indexed:** {html.escape(error)}")
+    return "\n\n".join(lines)
+
+
+def build_ui(live: LiveIndex):
+    """The page: a Chat tab with settings beside it, an Articles tab, a status line."""
     import gradio as gr
 
-    counts = retriever.index.store.counts()
+    def refresh(title_query: str = ""):
+        return (status_line(live.status()), article_rows(live, title_query),
+                gr.Dropdown(choices=live.sources()))
+
+    def add_articles(files, title_query: str = "", progress=gr.Progress(track_tqdm=True)):
+        if not files:
+            return ("Choose one or more article files first.", *refresh(title_query))
+        pairs = [(f, _original_name(f)) for f in files]
+        progress(0, desc="Reading and indexing")
+        try:
+            report = live.add_files(pairs, progress=True)
+        except IndexProblem as e:
+            return (html.escape(str(e)), *refresh(title_query))
+        return (report_markdown(report), *refresh(title_query))
+
+    def rebuild(title_query: str = "", progress=gr.Progress(track_tqdm=True)):
+        progress(0, desc="Rebuilding")
+        try:
+            report = live.rebuild(progress=True)
+        except IndexProblem as e:
+            return (html.escape(str(e)), *refresh(title_query))
+        return ("**Rebuilt.** " + report_markdown(report), *refresh(title_query))
+
     with gr.Blocks(title="News QA") as demo:
-        gr.Markdown(f"### Ask the articles\n{counts['articles']} articles, {counts['passages']} passages, "
-                    f"model {retriever.index.manifest['model']['name']}")
-        k = gr.Slider(1, 10, value=retriever.settings.k, step=1, label="Passages", render=False)
-        gr.ChatInterface(make_chat(retriever), additional_inputs=[k], api_name="ask",
-                         chatbot=gr.Chatbot(height=520, sanitize_html=True))
+        gr.Markdown("## Ask the articles")
+        status = gr.Markdown(status_line(live.status()), elem_id="status-line")
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=1, min_width=220):
+                    k = gr.Slider(1, 10, value=live.settings.k, step=1, label="Passages to show")
+                    since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
+                    until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD")
+                    sources = gr.Dropdown(choices=live.sources(), value=[], multiselect=True,
+                                          label="Sources", info="all when empty")
+                with gr.Column(scale=4):
+                    gr.ChatInterface(make_chat(live), additional_inputs=[k, since, until, sources],
+                                     api_name="ask", chatbot=gr.Chatbot(height=560, sanitize_html=True,
+                                                                         elem_id="chat"))
+        with gr.Tab("Articles"):
+            search = gr.Textbox(label="Search titles", placeholder="words in the title")
+            table = gr.Dataframe(value=article_rows(live), headers=ARTICLE_COLUMNS,
+                                 datatype=["str", "str", "str", "number"], interactive=False,
+                                 column_widths=["58%", "14%", "16%", "12%"], wrap=True, elem_id="articles")
+            files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most 5 MB each)",
+                            file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
+            with gr.Row():
+                add = gr.Button("Add to index", variant="primary")
+                rebuild_button = gr.Button("Rebuild index")
+            result = gr.Markdown(elem_id="update-result")
+        search.change(lambda q: article_rows(live, q), search, table, api_name="articles")
+        add.click(add_articles, [files, search], [result, status, table, sources], api_name="add_articles")
+        rebuild_button.click(rebuild, [search], [result, status, table, sources], api_name="rebuild")
+        demo.load(refresh, [search], [status, table, sources], api_name="status")
     return demo
+
+
+def _original_name(path: str) -> str:
+    """Gradio keeps the uploaded file's own name as the last part of its temporary path."""
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=None) -> None:
     """Load the index once and serve the chat until interrupted."""
-    from qa.cli import open_retriever
+    from qa.cli import make_encoder
 
-    retriever = open_retriever(settings)
-    retriever.encoder.encode(["warm up"])  # load the model now, not on the first question
-    build_ui(retriever).launch(server_name=host, server_port=port, auth=auth, show_error=True)
+    live = LiveIndex(settings, make_encoder(settings))
+    live.encoder.encode(["warm up"])  # load the model now, not on the first question
+    build_ui(live).queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size="5mb")
 
 
 if __name__ == "__main__":

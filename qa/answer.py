@@ -26,6 +26,23 @@ class Source:
     hit: Hit
     highlights: tuple[tuple[int, int], ...]  # offsets within hit.passage.text
 
+    def segments(self) -> list[tuple[str, bool]]:
+        """The passage text cut into ``(text, highlighted)`` pieces, in order.
+
+        >>> from types import SimpleNamespace as N
+        >>> Source(1, N(passage=N(text="One. Two. Three.")), ((5, 9),)).segments()
+        [('One. ', False), ('Two.', True), (' Three.', False)]
+        """
+        text, cursor, parts = self.hit.passage.text, 0, []
+        for a, b in self.highlights:
+            if a > cursor:
+                parts.append((text[cursor:a], False))
+            parts.append((text[a:b], True))
+            cursor = b
+        if cursor < len(text):
+            parts.append((text[cursor:], False))
+        return parts
+
     @property
     def label(self) -> str:
         """``Title (2018-05-02)`` as shown next to the citation number."""

@@ -7,8 +7,8 @@
     qa serve                        the chat on http://127.0.0.1:7860
     qa eval squad FILE.json         retrieval quality on a SQuAD-format question set
 
-Environment (read here only): QA_INDEX_DIR (default ./index), QA_HOST, QA_PORT, QA_AUTH
-("user:password", asks for a login in the web chat).
+Environment (read here only): QA_INDEX_DIR (default ./index), QA_UPLOADS_DIR (default
+./uploads), QA_HOST, QA_PORT, QA_AUTH ("user:password", asks for a login in the web chat).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    settings = Settings(index=IndexSettings(index_dir=Path(args.index_dir)))
+    settings = Settings(index=IndexSettings(index_dir=Path(args.index_dir)), uploads_dir=Path(args.uploads_dir))
     try:
         return args.run(args, settings)
     except IndexProblem as e:
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--index-dir", default=os.environ.get("QA_INDEX_DIR", "index"),
                         help="index directory (default: $QA_INDEX_DIR or ./index)")
+    parser.add_argument("--uploads-dir", default=os.environ.get("QA_UPLOADS_DIR", "uploads"),
+                        help="where the web app keeps uploaded articles (default: $QA_UPLOADS_DIR or ./uploads)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="add, update or remove articles (files or folders)")
@@ -86,11 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evenly spread subset of N questions")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the report here, and a recall@k plot beside it (.png)")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="choose the fusion weights on article folds and report held-out figures")
+    p.add_argument("--folds", type=int, default=4)
     p.set_defaults(run=cmd_eval)
     return parser
 
 
-def _encoder(settings: Settings):
+def make_encoder(settings: Settings):
     from embeddings.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(settings.index.model_name, settings.index.batch_size)
@@ -101,7 +106,7 @@ def open_retriever(settings: Settings):
     from embeddings.indexer import open_index
     from qa.retrieve import Retriever
 
-    encoder = _encoder(settings)
+    encoder = make_encoder(settings)
     index = open_index(settings.index, encoder.identity, encoder.dimension)
     return Retriever(index, encoder, settings)
 
@@ -113,7 +118,7 @@ def cmd_index(args, settings: Settings) -> int:
     if not args.paths and not args.rebuild:
         print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
         return 2
-    encoder = _encoder(settings)
+    encoder = make_encoder(settings)
     progress = sys.stderr.isatty()
     try:
         report = update_index(args.paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
@@ -197,13 +202,7 @@ def format_answer(answer, width: int = 80, color: bool = False) -> str:
         if p.url or p.source:
             out.append(textwrap.fill(" · ".join(x for x in (p.source, p.url) if x), width,
                                      initial_indent="    ", subsequent_indent="    "))
-        text, cursor, parts = p.text, 0, []
-        for a, b in s.highlights:
-            parts.append(text[cursor:a])
-            parts.append(on + text[a:b] + off)
-            cursor = b
-        parts.append(text[cursor:])
-        body = " ".join("".join(parts).split())
+        body = " ".join("".join(on + t + off if marked else t for t, marked in s.segments()).split())
         out.extend(_wrap_ansi(body, width) if color else
                    textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))
         out.append("")
@@ -228,7 +227,10 @@ def cmd_serve(args, settings: Settings) -> int:
     import app
 
     auth = os.environ.get("QA_AUTH")
-    credentials = tuple(auth.split(":", 1)) if auth and ":" in auth else None
+    if auth and ":" not in auth:
+        print("qa serve: QA_AUTH must be user:password", file=sys.stderr)
+        return 2
+    credentials = tuple(auth.split(":", 1)) if auth else None
     if args.host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
         print("qa serve: warning: serving beyond this machine without a login; "
               "set QA_AUTH=user:password to require one", file=sys.stderr)
@@ -242,8 +244,19 @@ def cmd_eval(args, settings: Settings) -> int:
     if not args.path.exists():
         print(f"qa eval: {args.path}: no such file", file=sys.stderr)
         return 2
+    if args.cross_validate:
+        from qa.tune import cross_validate, format_cv
+
+        report = cross_validate(args.path, settings, make_encoder(settings), args.folds,
+                                progress=sys.stderr.isatty())
+        print(format_cv(report))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            print(f"report: {args.json}")
+        return 0
     methods = METHODS if args.method == "all" else (args.method,)
-    report = evaluate_squad(args.path, settings, _encoder(settings), methods, args.limit,
+    report = evaluate_squad(args.path, settings, make_encoder(settings), methods, args.limit,
                             progress=sys.stderr.isatty())
     print(format_table(report))
     if args.json:

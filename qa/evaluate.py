@@ -170,6 +170,6 @@ def save_report(report: dict, out: Path) -> Path:
 
 
 def _settings_dict(settings: Settings) -> dict:
-    d = {k: v for k, v in settings.__dict__.items() if k != "index"}
+    d = {k: v for k, v in settings.__dict__.items() if k not in ("index", "uploads_dir")}
     d["chunker"] = settings.index.chunker()
     return d

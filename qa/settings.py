@@ -7,6 +7,7 @@ pass it down; nothing below them reads the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from embeddings.settings import IndexSettings
 
@@ -27,6 +28,8 @@ class Settings:
         rescore_depth: how many fused candidates are rescored by sentence.
         title_weight: BM25 weight of the article title relative to the passage text.
         min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
+        uploads_dir: where articles uploaded through the app are kept (a folder of articles
+            indexed like ``seeds/``; kept apart from the index so a rebuild re-reads them).
     """
 
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -38,3 +41,4 @@ class Settings:
     rescore_depth: int = 20
     title_weight: float = 0.5
     min_relevance: float = 0.3
+    uploads_dir: Path = Path("uploads")

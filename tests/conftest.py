@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +80,42 @@ def real_encoder():
     from embeddings.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_app(tmp_path, extra_env=None, articles=None):
+    """``qa serve`` on a free loopback port over a fresh index of ``articles`` (default: the
+    seed folder): yields the URL, stops the server afterwards."""
+    env = {**os.environ, "QA_INDEX_DIR": str(tmp_path / "index"), "QA_UPLOADS_DIR": str(tmp_path / "uploads"),
+           "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    paths = [str(p) for p in (articles or [SEED.parent])]
+    subprocess.run([sys.executable, "-m", "qa.cli", "index", *paths], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=300)
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (a login page, say)
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError("the app did not start: " + (tmp_path / "serve.log").read_text())
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -1,18 +1,12 @@
 """The chat app: escaping of article text, and the served app through gradio_client."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 
 from app import render_answer, searched_queries
 from embeddings.store import StoredPassage
 from qa.answer import Answer, Source
 from qa.retrieve import Hit
-from tests.conftest import ROOT, SEED
+from tests.conftest import served_app
 
 
 def passage(text, title="T <b>bold</b>"):
@@ -39,39 +33,58 @@ def test_follow_up_queries_are_replayed_from_history():
     assert "alliance" in queries[1] and queries[1].endswith("Who is backing them?")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ask(client, question, k=3, since="", until="", sources=()):
+    return client.predict(question, k, since, until, list(sources), api_name="/ask")
 
 
 @pytest.mark.model
-def test_served_app_answers_through_gradio_client(tmp_path):
+def test_served_app_answers_uploads_and_refuses_through_gradio_client(tmp_path):
+    from gradio_client import Client, handle_file
+
+    with served_app(tmp_path) as url:
+        client = Client(url, verbose=False)
+        reply = ask(client, "Where does IS still hold villages?")
+        assert reply[0]["content"].startswith("“IS holds dozens of villages")
+        assert reply[1]["metadata"]["title"].startswith("[1] A U.S.-backed, Kurdish-led alliance")
+        assert "<mark>IS holds dozens of villages" in reply[1]["content"]
+
+        article = tmp_path / "skerryvore keepers.txt"
+        article.write_text("title: Lighthouse keepers return to Skerryvore\ndate: 2019-03-04\n"
+                           "source: Test Gazette\n\nThe Northern Lighthouse Board said on Monday that two "
+                           "keepers will live at Skerryvore lighthouse again this summer, for the first time "
+                           "since it was automated in 1994.\n", encoding="utf-8")
+        result, status, table, _ = client.predict([handle_file(str(article))], "", api_name="/add_articles")
+        assert "**Added** 1: “Lighthouse keepers return to Skerryvore”" in result
+        assert status.startswith("2 articles · 5 passages")
+        assert ["Lighthouse keepers return to Skerryvore", "2019-03-04", "Test Gazette", 1] in table["data"]
+        assert (tmp_path / "uploads" / "skerryvore_keepers.txt").exists()
+
+        reply = ask(client, "When was the Skerryvore lighthouse automated?")
+        assert reply[1]["metadata"]["title"] == "[1] Lighthouse keepers return to Skerryvore (2019-03-04)"
+        assert "automated in 1994" in reply[0]["content"]
+        only_2018 = ask(client, "When was the Skerryvore lighthouse automated?", until="2018-12-31")
+        assert all("Skerryvore (2019" not in m.get("metadata", {}).get("title", "") for m in only_2018)
+
+        off = ask(client, "How do I bake sourdough bread?")
+        assert off[0]["content"].startswith("The indexed articles don")
+
+        bad, *_ = client.predict([handle_file(str(_binary(tmp_path)))], "", api_name="/add_articles")
+        assert "photo.txt: looks like a binary file" in bad
+        assert client.predict("", api_name="/status")[0].startswith("2 articles · 5 passages")
+
+
+def _binary(tmp_path):
+    path = tmp_path / "photo.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    return path
+
+
+@pytest.mark.model
+def test_login_is_required_when_auth_is_set(tmp_path):
     from gradio_client import Client
 
-    index_dir = tmp_path / "index"
-    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "qa.cli", "index", str(SEED.parent)], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=300)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError("the app did not start")
-                time.sleep(1)
-        reply = client.predict("Where does IS still hold villages?", 3, api_name="/ask")
-        assert reply[0]["content"].startswith("“IS holds dozens of villages")
-        assert reply[1]["metadata"]["title"].startswith("[1] ")
-        assert "<mark>IS holds dozens of villages" in reply[1]["content"]
-        off = client.predict("How do I bake sourdough bread?", 3, api_name="/ask")
-        assert off[0]["content"].startswith("The indexed articles don")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with served_app(tmp_path, {"QA_AUTH": "reader:s3cret"}) as url:
+        with pytest.raises(Exception):
+            ask(Client(url, verbose=False), "Where does IS still hold villages?")
+        client = Client(url, auth=("reader", "s3cret"), verbose=False)
+        assert ask(client, "Where does IS still hold villages?")[0]["content"].startswith("“IS holds")

@@ -1,0 +1,111 @@
+"""The served app in headless Chromium (Debian's, driven by Playwright): ask, read, expand, escape.
+
+Chromium comes from ``make browser`` (apt-get), never ``playwright install``. Set
+``QA_SCREENSHOT=docs/screenshot.png`` to also keep the chat screenshot (the README's image).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import served_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
+def ask(page, question):
+    box = page.get_by_placeholder("Type a message...")
+    box.fill(question)
+    box.press("Enter")
+
+
+def test_ask_read_expand_and_screenshot(browser, tmp_path):
+    with served_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url)
+        assert "1 article · 4 passages · model all-MiniLM-L6-v2" in page.locator("#status-line").inner_text()
+        ask(page, "Where does IS still hold villages?")
+        answer = page.locator("#chat .bot-row").first
+        answer.get_by_text("“IS holds dozens of villages in eastern Syria", exact=False).wait_for(timeout=60_000)
+        source = page.locator("#chat .thought-group").first
+        assert source.locator(".title").inner_text().startswith("[1] A U.S.-backed, Kurdish-led alliance")
+        assert not source.locator("mark").is_visible()
+        source.locator(".title").click()
+        mark = source.locator("mark")
+        mark.wait_for(state="visible")
+        assert mark.inner_text().startswith("IS holds dozens of villages in eastern Syria")
+        page.wait_for_timeout(600)  # let the expand animation finish before the picture
+        shot = tmp_path / "chat.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("QA_SCREENSHOT"):
+            shutil.copy(shot, os.environ["QA_SCREENSHOT"])
+
+        page.get_by_role("tab", name="Articles").click()
+        expect(page.locator("#articles")).to_contain_text("2018-05-02")
+        page.close()
+
+
+EVIL = """title: Council <script>window.__xss = 1</script> meeting
+date: 2020-01-01
+source: <img src=x onerror="window.__xss = 2">
+
+The council met on Tuesday to discuss the <script>window.__xss = 3; alert(3)</script> budget.
+
+Residents complained about potholes on Main Street <img src=x onerror="window.__xss = 4; alert(4)"> and broken lights.
+"""
+
+
+def test_article_markup_is_shown_literally_and_never_runs(browser, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "evil.txt").write_text(EVIL, encoding="utf-8")
+    with served_app(tmp_path, articles=[folder]) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(url)
+        ask(page, "What did residents complain about on Main Street?")
+        page.locator("#chat .bot-row").first.get_by_text("potholes", exact=False).first.wait_for(timeout=60_000)
+        for group in page.locator("#chat .thought-group").all():
+            group.locator(".title").click()
+        chat = page.locator("#chat")
+        chat.get_by_text('<img src=x onerror="window.__xss = 4; alert(4)">', exact=False).first.wait_for()
+        text = chat.inner_text()
+        assert "Council <script>window.__xss = 1</script> meeting" in text
+        assert "<script>window.__xss = 3; alert(3)</script>" in text
+        assert '<img src=x onerror="window.__xss = 2">' in text
+
+        page.get_by_role("tab", name="Articles").click()
+        articles = page.locator("#articles")
+        expect(articles).to_contain_text("Council <script>window.__xss = 1</script> meeting")
+
+        page.wait_for_timeout(1000)  # give any injected handler time to fire
+        assert page.evaluate("window.__xss") is None
+        assert dialogs == []
+        assert chat.locator("img[src='x']").count() == 0 and articles.locator("img[src='x']").count() == 0
+        page.close()
