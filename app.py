@@ -175,7 +175,7 @@ def build_ui(live: LiveIndex):
                                  datatype=["str", "str", "str", "number"], interactive=False,
                                  column_widths=["58%", "14%", "16%", "12%"], wrap=True, elem_id="articles")
             files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most 5 MB each)",
-                            file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
+                            file_count="multiple", file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
             with gr.Row():
                 add = gr.Button("Add to index", variant="primary")
                 rebuild_button = gr.Button("Rebuild index")

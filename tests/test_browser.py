@@ -109,3 +109,28 @@ def test_article_markup_is_shown_literally_and_never_runs(browser, tmp_path):
         assert dialogs == []
         assert chat.locator("img[src='x']").count() == 0 and articles.locator("img[src='x']").count() == 0
         page.close()
+
+
+def test_upload_through_the_page_then_ask_about_it(browser, tmp_path):
+    article = tmp_path / "keepers.md"
+    article.write_text("# Lighthouse keepers return to Skerryvore\n\ndate: 2019-03-04\n\nThe Northern "
+                       "Lighthouse Board said two keepers will live at Skerryvore lighthouse this summer, "
+                       "for the first time since it was automated in 1994.\n", encoding="utf-8")
+    with served_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url)
+        page.get_by_role("tab", name="Articles").click()
+        page.locator("#upload input[type=file]").set_input_files(str(article))
+        page.get_by_text("keepers.md").first.wait_for()
+        page.get_by_role("button", name="Add to index").click()
+        result = page.locator("#update-result")
+        expect(result).to_contain_text("Added 1: “Lighthouse keepers return to Skerryvore”", timeout=60_000)
+        expect(page.locator("#status-line")).to_contain_text("2 articles · 5 passages")
+        expect(page.locator("#articles")).to_contain_text("Lighthouse keepers return to Skerryvore")
+
+        page.get_by_role("tab", name="Chat").click()
+        ask(page, "When was the Skerryvore lighthouse automated?")
+        source = page.locator("#chat .thought-group").first
+        expect(source.locator(".title")).to_contain_text("[1] Lighthouse keepers return to Skerryvore",
+                                                         timeout=60_000)
+        page.close()
