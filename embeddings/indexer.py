@@ -173,6 +173,15 @@ def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: E
     return report
 
 
+def indexed_roots(settings: IndexSettings) -> list[Path]:
+    """The files and folders the index was built from (those that still exist)."""
+    path = Path(settings.index_dir) / STORE_FILE
+    if not path.exists():
+        return []
+    with Store(path) as store:
+        return [Path(r) for r in store.get_meta("roots", []) if Path(r).exists()]
+
+
 def _under(path: str, folder: Path) -> bool:
     return Path(path).is_relative_to(folder)
 

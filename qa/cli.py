@@ -112,7 +112,7 @@ def open_retriever(settings: Settings):
 
 
 def cmd_index(args, settings: Settings) -> int:
-    from embeddings.indexer import update_index
+    from embeddings.indexer import indexed_roots, update_index
     from embeddings.manifest import IndexMismatch
 
     if not args.paths and not args.rebuild:
@@ -125,8 +125,10 @@ def cmd_index(args, settings: Settings) -> int:
     except IndexMismatch as e:
         if not args.rebuild_if_stale:
             raise
-        print(f"qa: {e}\nqa: rebuilding.", file=sys.stderr)
-        report = update_index(args.paths, settings.index, encoder, rebuild=True, progress=progress)
+        # Rebuild from everything indexed before too (uploads included), not only from PATHs.
+        paths = {p.resolve(): p for p in [*indexed_roots(settings.index), *args.paths]}
+        print(f"qa: {e}\nqa: rebuilding from {', '.join(str(p) for p in paths.values())}.", file=sys.stderr)
+        report = update_index(list(paths.values()), settings.index, encoder, rebuild=True, progress=progress)
     for title in report.added:
         print(f"added    {title}")
     for title in report.updated:

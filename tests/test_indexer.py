@@ -186,3 +186,25 @@ def test_seed_twice_encodes_nothing_the_second_time(index_settings, fake_encoder
     calls = fake_encoder.calls
     update_index([SEED.parent], index_settings, fake_encoder)
     assert fake_encoder.calls == calls == 1
+
+
+def test_rebuild_if_stale_keeps_everything_indexed_before(corpus, index_settings, tmp_path, monkeypatch, capsys):
+    """A model change rebuilds from seeds/ *and* the folders indexed earlier (the uploads)."""
+    from qa import cli
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "keepers.txt").write_text("title: Keepers return\n\nTwo keepers return to the lighthouse.\n")
+    update_index([corpus, uploads], index_settings, FakeEncoder())
+
+    class OtherModel(FakeEncoder):
+        identity = {"name": "another-model", "sha256": "1" * 64}
+
+    monkeypatch.setattr(cli, "make_encoder", lambda settings: OtherModel())
+    code = cli.main(["--index-dir", str(index_settings.index_dir), "index", "--rebuild-if-stale", str(corpus)])
+    assert code == 0
+    assert "rebuilding from" in capsys.readouterr().err
+    index = open_index(index_settings, OtherModel.identity, OtherModel.dimension)
+    assert "Keepers return" in [a.title for a in index.store.articles()]
+    assert len(index.store.articles()) == 4
+    index.close()
