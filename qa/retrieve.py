@@ -156,8 +156,11 @@ class Retriever:
         self.sentences = sentences or SentenceScorer(encoder)
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
-               method: str | None = None) -> list[Hit]:
-        """The ``k`` best passages for ``query``, best first (empty if nothing matches)."""
+               method: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``query``, best first (empty if nothing matches).
+
+        ``query_vector`` is the encoded query when the caller already has it.
+        """
         s = self.settings
         k = s.k if k is None else k
         method = method or s.fusion
@@ -165,7 +168,7 @@ class Retriever:
         allowed = store.passage_ids(filters) if filters else None
         if allowed is not None and not allowed:
             return []
-        qvec = self.encoder.encode([query])[0]
+        qvec = self.encoder.encode([query])[0] if query_vector is None else query_vector
         depth = max(s.candidates, k)
         dense = dict(self.index.vectors.search(qvec, depth, allowed)) if method != "lexical" else {}
         lexical = dict(store.lexical_search(fts_query(query), depth, filters, s.title_weight)) \
