@@ -5,8 +5,8 @@ The pipeline for one query (``Retriever.search``):
 1. dense: the query's vector against FAISS, top ``candidates`` by cosine;
 2. lexical: BM25 over passage text and title (SQLite FTS5), top ``candidates``;
 3. fusion: every candidate gets both scores; BM25 is divided by the best BM25 of the
-   query (so 1.0 = best lexical match) and mixed with the cosine:
-   ``dense_weight * cosine + (1 - dense_weight) * bm25 / max_bm25``;
+   query (so 1.0 = best lexical match), raised to ``lexical_power`` and mixed with the cosine:
+   ``dense_weight * cosine + (1 - dense_weight) * (bm25 / max_bm25) ** lexical_power``;
 4. sentence rescoring: the top ``rescore_depth`` are rescored with their best single
    sentence's cosine to the query, since a passage that contains one sentence answering the
    question beats one that is vaguely about it.
@@ -87,12 +87,19 @@ def fts_query(text: str) -> str:
     return " OR ".join(f'"{w}"' for w in content_words(text))
 
 
-def fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> dict[int, float]:
-    """Weighted sum of cosine and max-normalised BM25 for every candidate id."""
+def fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float,
+         lexical_power: float = 1.0) -> dict[int, float]:
+    """Weighted sum of cosine and max-normalised BM25 for every candidate id.
+
+    BM25 is divided by the query's best BM25 and raised to ``lexical_power``: above 1 this
+    keeps the credit for passages that match the query's words nearly as well as the best
+    one and takes it from passages that share only a word or two, where the cosine says more.
+    """
     top = max(lexical.values(), default=0.0)
     ids = set(dense) | set(lexical)
     return {i: dense_weight * dense.get(i, 0.0)
-            + (1 - dense_weight) * (lexical.get(i, 0.0) / top if top > 0 else 0.0) for i in ids}
+            + (1 - dense_weight) * ((lexical.get(i, 0.0) / top) ** lexical_power if top > 0 else 0.0)
+            for i in ids}
 
 
 def rrf(rankings: list[list[int]], c: int = 60) -> dict[int, float]:
@@ -181,7 +188,7 @@ class Retriever:
             ranked = rrf([sorted(dense, key=dense.get, reverse=True),
                           sorted(lexical, key=lexical.get, reverse=True)])
         else:
-            ranked = fuse(self._complete(qvec, dense, lexical), lexical, s.dense_weight)
+            ranked = fuse(self._complete(qvec, dense, lexical), lexical, s.dense_weight, s.lexical_power)
         order = sorted(ranked, key=lambda i: (-ranked[i], i))
         if not order:
             return []

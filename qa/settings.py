@@ -23,6 +23,9 @@ class Settings:
             little time and rarely changes the top few.
         fusion: "hybrid" (the default), "dense" or "lexical" (BM25 alone).
         dense_weight: weight of the dense score in the hybrid fusion, the rest going to BM25.
+        lexical_power: BM25 divided by the query's best BM25 is raised to this power before
+            fusion; above 1 it favours passages that match the query's words almost as well
+            as the best match over ones that share a word or two.
         sentence_weight: weight of the best single sentence's similarity to the question
             when rescoring the fused candidates (0 turns sentence rescoring off).
         rescore_depth: how many fused candidates are rescored by sentence.
@@ -36,9 +39,10 @@ class Settings:
     k: int = 5
     candidates: int = 50
     fusion: str = "hybrid"
-    dense_weight: float = 0.5
-    sentence_weight: float = 0.3
-    rescore_depth: int = 20
+    dense_weight: float = 0.4
+    lexical_power: float = 3.0
+    sentence_weight: float = 0.7
+    rescore_depth: int = 50
     title_weight: float = 0.5
     min_relevance: float = 0.3
     uploads_dir: Path = Path("uploads")

@@ -20,8 +20,10 @@ from qa.evaluate import build_index, load_squad, normalize_answer
 from qa.retrieve import Retriever, fts_query
 from qa.settings import Settings
 
-DENSE_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
-SENTENCE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+DENSE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SENTENCE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+RESCORE_DEPTHS = (20, 30, 50)
+LEXICAL_POWERS = (1.0, 1.5, 2.0, 3.0)
 
 
 @dataclass
@@ -34,8 +36,8 @@ class _Scored:
     relevant: np.ndarray   # passage contains a gold answer
 
 
-def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int) -> int | None:
-    fused = dw * scored.dense + (1 - dw) * scored.lexical
+def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int, power: float) -> int | None:
+    fused = dw * scored.dense + (1 - dw) * scored.lexical ** power
     order = np.argsort(-fused, kind="stable")
     top, rest = order[:depth], order[depth:]
     final = (1 - sw) * fused[top] + sw * scored.sentence[top]
@@ -54,6 +56,13 @@ def _metrics(ranks: list[int | None]) -> dict:
 def cross_validate(path: Path, settings: Settings, encoder: Encoder, folds: int = 4,
                    progress: bool = True) -> dict:
     """Per-fold chosen weights and held-out figures, plus the pooled held-out figures."""
+    report = choose_weights(score_questions(path, settings, encoder, progress), settings, folds)
+    report["dataset"] = str(path)
+    return report
+
+
+def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: bool = True) -> list[_Scored]:
+    """Every question's candidates with their cosine, BM25 and best-sentence scores."""
     from tqdm import tqdm
 
     lines, questions = load_squad(path)
@@ -80,11 +89,15 @@ def cross_validate(path: Path, settings: Settings, encoder: Encoder, folds: int 
                 np.array([lexical.get(i, 0.0) / top if top else 0.0 for i in ids]), np.array(best),
                 np.array([any(g and g in normalize_answer(p.text) for g in golds) for p in plist])))
         index.close()
+    return scored
 
+
+def choose_weights(scored: list[_Scored], settings: Settings, folds: int = 4) -> dict:
+    """Grid-search the weights on all folds but one, report that one; once per fold."""
     articles = sorted({s.article for s in scored})
     fold_of = {a: n % folds for n, a in enumerate(articles)}
-    grid = list(itertools.product(DENSE_WEIGHTS, SENTENCE_WEIGHTS))
-    ranks = {w: [_rank_of_first(s, *w, settings.rescore_depth) for s in scored] for w in grid}
+    grid = list(itertools.product(DENSE_WEIGHTS, SENTENCE_WEIGHTS, RESCORE_DEPTHS, LEXICAL_POWERS))
+    ranks = {w: [_rank_of_first(s, *w) for s in scored] for w in grid}
     report, pooled = {"folds": []}, []
     for f in range(folds):
         train = [i for i, s in enumerate(scored) if fold_of[s.article] != f]
@@ -92,10 +105,41 @@ def cross_validate(path: Path, settings: Settings, encoder: Encoder, folds: int 
         best = max(grid, key=lambda w: _metrics([ranks[w][i] for i in train])["mrr10"])
         held_out = [ranks[best][i] for i in test]
         pooled.extend(held_out)
-        report["folds"].append({"dense_weight": best[0], "sentence_weight": best[1],
+        report["folds"].append({"dense_weight": best[0], "sentence_weight": best[1], "rescore_depth": best[2],
+                                "lexical_power": best[3],
                                 "train": _metrics([ranks[best][i] for i in train]),
                                 "test": _metrics(held_out),
                                 "test_articles": [a for a in articles if fold_of[a] == f]})
     report["held_out"] = _metrics(pooled)
-    report["grid_all"] = {f"{dw}/{sw}": _metrics(r) for (dw, sw), r in ranks.items()}
+    everything = max(grid, key=lambda w: _metrics(ranks[w])["mrr10"])
+    report["best_on_all"] = {"dense_weight": everything[0], "sentence_weight": everything[1],
+                             "rescore_depth": everything[2],
+                             "lexical_power": everything[3], **_metrics(ranks[everything])}
+    current = (settings.dense_weight, settings.sentence_weight, settings.rescore_depth, settings.lexical_power)
+    if current in ranks:
+        report["current"] = {"dense_weight": current[0], "sentence_weight": current[1],
+                             "rescore_depth": current[2],
+                             "lexical_power": current[3], **_metrics(ranks[current])}
+    report["grid_all"] = {f"dw={dw} sw={sw} depth={d} power={p}": _metrics(r)
+                          for (dw, sw, d, p), r in ranks.items()}
+    report["questions"] = len(scored)
     return report
+
+
+def format_cv(report: dict) -> str:
+    """Per-fold choices and held-out figures as a table."""
+    def name(w):
+        return (f"dw={w['dense_weight']} sw={w['sentence_weight']} depth={w['rescore_depth']} "
+                f"power={w['lexical_power']}")
+
+    def row(label, m):
+        return (f"{label:<52} {m['r1']:>7.3f} {m['r5']:>7.3f} {m['r20']:>7.3f} {m['mrr10']:>7.3f} "
+                f"{m['questions']:>6}")
+    lines = [f"{'':<52} {'ansR@1':>7} {'ansR@5':>7} {'ansR@20':>7} {'MRR@10':>7} {'qs':>6}"]
+    for n, f in enumerate(report["folds"], 1):
+        lines += [row(f"fold {n} train, {name(f)}", f["train"]), row(f"fold {n} held out", f["test"])]
+    lines.append(row("held out, pooled", report["held_out"]))
+    lines.append(row(f"best on all, {name(report['best_on_all'])}", report["best_on_all"]))
+    if "current" in report:
+        lines.append(row(f"default, {name(report['current'])}", report["current"]))
+    return "\n".join(lines)

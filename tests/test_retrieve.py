@@ -23,6 +23,11 @@ def test_fuse_mixes_cosine_and_normalised_bm25():
     assert fused == pytest.approx({1: 0.4, 2: 0.7, 3: 0.25})
 
 
+def test_lexical_power_sharpens_partial_bm25_matches():
+    fused = fuse({1: 0.8, 2: 0.4}, {2: 10.0, 3: 5.0}, dense_weight=0.5, lexical_power=2.0)
+    assert fused == pytest.approx({1: 0.4, 2: 0.7, 3: 0.125})
+
+
 def test_rrf():
     scores = rrf([[1, 2], [2, 3]], c=60)
     assert scores[2] == pytest.approx(1 / 62 + 1 / 61)
