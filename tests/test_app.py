@@ -3,7 +3,7 @@
 import pytest
 
 from app import render_answer, searched_queries
-from embeddings.store import StoredPassage
+from embeddings.store import Filters, StoredPassage
 from qa.answer import Answer, Source
 from qa.retrieve import Hit
 from tests.conftest import served_app
@@ -88,3 +88,29 @@ def test_login_is_required_when_auth_is_set(tmp_path):
             ask(Client(url, verbose=False), "Where does IS still hold villages?")
         client = Client(url, auth=("reader", "s3cret"), verbose=False)
         assert ask(client, "Where does IS still hold villages?")[0]["content"].startswith("“IS holds")
+
+
+def test_filters_from_the_sidebar():
+    from app import parse_filters
+
+    assert parse_filters("", " ", None) == Filters()
+    assert parse_filters("2018-01-01", "2018-12-31", ["AFP"]) == Filters("2018-01-01", "2018-12-31", ("AFP",))
+    with pytest.raises(ValueError, match="From date “2018-13-01” is not a date"):
+        parse_filters("2018-13-01", "", [])
+    with pytest.raises(ValueError, match="is empty"):
+        parse_filters("2019-01-01", "2018-01-01", [])
+
+
+def test_status_line_and_update_report_are_escaped():
+    from app import report_markdown, status_line
+    from embeddings.indexer import UpdateReport
+    from qa.live_index import Status
+
+    line = status_line(Status(1, 4, "all-MiniLM-L6-v2", "2026-11-24T16:02:11+00:00", True))
+    assert line == ("1 article · 4 passages · model all-MiniLM-L6-v2 · updated 2026-11-24 16:02 UTC"
+                    " · an update is running")
+    report = UpdateReport(added=["<img src=x onerror=alert(1)>"], passages_encoded=1,
+                          errors=["<b>x.txt</b>: is empty"])
+    text = report_markdown(report)
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "&lt;b&gt;x.txt&lt;/b&gt;: is empty" in text and "1 passage encoded" in text

@@ -30,6 +30,7 @@ def test_contract_append_search_delete_count(backend, data):
     index.delete([107, 108])
     assert index.count() == 298
     assert 107 not in [i for i, _ in index.search(vectors[7], 300)]
+    assert index.ids().tolist() == [i for i in range(100, 400) if i not in (107, 108)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
