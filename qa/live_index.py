@@ -17,6 +17,7 @@ from pathlib import Path
 from embeddings.articles import ArticleError
 from embeddings.encoder import Encoder
 from embeddings.indexer import IndexBusy, UpdateReport, open_index, update_index
+from embeddings.manifest import MANIFEST, IndexProblem
 from embeddings.store import ArticleSummary
 from embeddings.uploads import MAX_UPLOAD_BYTES, accept_upload
 from qa.retrieve import Retriever, SentenceScorer
@@ -47,15 +48,35 @@ class LiveIndex:
         self.encoder = encoder
         self._sentences = SentenceScorer(encoder)
         self._updating = threading.Lock()
+        self._reloading = threading.Lock()
+        self._stamp = None
         self._retriever = self._open()
 
     @property
     def retriever(self) -> Retriever:
-        """The retriever to use for one question (hold on to it for the whole question)."""
+        """The retriever to use for one question (hold on to it for the whole question).
+
+        An update finished by another process (``qa index`` in a terminal) rewrites the
+        manifest; the next question notices and switches to the new index.
+        """
+        if self._stamp != self._manifest_stamp() and not self._updating.locked():
+            try:
+                self.reload()
+            except IndexProblem:
+                pass  # mid-write or incompatible: keep answering from the index we have
         return self._retriever
 
+    def _manifest_stamp(self):
+        try:
+            st = (Path(self.settings.index.index_dir) / MANIFEST).stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
     def _open(self) -> Retriever:
+        stamp = self._manifest_stamp()
         index = open_index(self.settings.index, self.encoder.identity, self.encoder.dimension)
+        self._stamp = stamp
         return Retriever(index, self.encoder, self.settings, self._sentences)
 
     def reload(self) -> None:
@@ -64,7 +85,8 @@ class LiveIndex:
         The old snapshot is not closed here: a question may still be searching it. It is
         released when the last reference to it goes.
         """
-        self._retriever = self._open()
+        with self._reloading:
+            self._retriever = self._open()
 
     def status(self) -> Status:
         index = self.retriever.index

@@ -104,3 +104,12 @@ def test_rebuild_reencodes_everything_and_keeps_uploads(live, tmp_path):
     report = live.rebuild()
     assert len(report.added) == 4 and report.passages_encoded == live.status().passages
     assert titles(live.retriever)[0] == "Lighthouse keepers return"
+
+
+def test_an_update_from_another_process_is_picked_up_by_the_next_question(live, corpus, index_settings):
+    before = live.retriever
+    (corpus / "new.txt").write_text(NEW, encoding="utf-8")
+    update_index([corpus], index_settings, FakeEncoder())  # as `qa index` in a terminal would
+    assert "Lighthouse keepers return" not in titles(before)
+    assert titles(live.retriever)[0] == "Lighthouse keepers return"
+    assert live.retriever is live.retriever  # no reload while nothing changed
