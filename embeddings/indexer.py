@@ -105,7 +105,14 @@ def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: E
         check_compatible(directory, stored_build, build)
     roots = [str(p.resolve()) for p in paths]
     if rebuild and not paths:
-        roots = [r for r in store.get_meta("roots", []) if Path(r).exists()]
+        before = list(dict.fromkeys(store.get_meta("roots", [])))
+        roots = [r for r in before if Path(r).exists()]
+        if before and not roots:
+            raise IndexProblem(f"cannot rebuild {directory}/: none of the files and folders it was "
+                               f"built from exist any more ({', '.join(before)}); name what to index, "
+                               f"e.g. `qa index --rebuild seeds/`")
+        report.errors += [f"{r}: indexed before but gone; its articles are dropped by the rebuild"
+                          for r in before if r not in roots]
         paths = [Path(r) for r in roots]
 
     # Read every file first; a bad one is reported and keeps what the index had for it.
@@ -165,7 +172,7 @@ def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: E
     for article, passages in chunked:
         additions.append((article, passages, vectors[offset:offset + len(passages)]))
         offset += len(passages)
-    all_roots = roots if rebuild else store.get_meta("roots", []) + roots
+    all_roots = list(dict.fromkeys(roots if rebuild else store.get_meta("roots", []) + roots))
     if to_remove or additions or stored_build is None or rebuild or not (directory / VECTORS_FILE).exists():
         removed_ids, added_ids = store.apply(sorted(to_remove), additions, build, all_roots)
         _write_vectors(store, directory, build, removed_ids, np.asarray(added_ids, np.int64), vectors,

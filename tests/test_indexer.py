@@ -208,3 +208,27 @@ def test_rebuild_if_stale_keeps_everything_indexed_before(corpus, index_settings
     assert "Keepers return" in [a.title for a in index.store.articles()]
     assert len(index.store.articles()) == 4
     index.close()
+
+
+def test_rebuild_refuses_when_every_source_is_gone_and_keeps_the_index(corpus, index_settings, fake_encoder):
+    from embeddings.manifest import IndexProblem
+
+    update_index([corpus], index_settings, fake_encoder)
+    before = state(index_settings)
+    shutil.rmtree(corpus)
+    with pytest.raises(IndexProblem, match="none of the files and folders it was built from exist"):
+        update_index([], index_settings, fake_encoder, rebuild=True)
+    assert state(index_settings) == before
+
+
+def test_rebuild_reports_a_vanished_source(corpus, index_settings, fake_encoder, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("title: Note\n\nA short note about the harbour.\n", encoding="utf-8")
+    update_index([corpus], index_settings, fake_encoder)
+    update_index([other], index_settings, fake_encoder)
+    update_index([other], index_settings, fake_encoder)  # the same root twice is recorded once
+    shutil.rmtree(other)
+    report = update_index([], index_settings, fake_encoder, rebuild=True)
+    assert report.errors == [f"{other.resolve()}: indexed before but gone; its articles are dropped by the rebuild"]
+    assert len(report.added) == 3
