@@ -10,7 +10,7 @@ with a message naming it and never reaches the index.
 
 from __future__ import annotations
 
-import hashlib
+import filecmp
 import os
 import re
 import shutil
@@ -24,13 +24,18 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def base_name(name: str) -> str:
+    """The last part of a path written with ``/`` or ``\\`` (browsers send either)."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def safe_filename(name: str) -> str:
     """``name`` without folders, reduced to ``[A-Za-z0-9._-]``, with a supported suffix.
 
     Raises:
         ArticleError: the suffix is not one the indexer reads.
     """
-    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
+    base = unicodedata.normalize("NFKC", base_name(name)).lstrip(".")
     stem, suffix = os.path.splitext(base)
     suffix = suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -58,7 +63,7 @@ def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UP
             by ``name``; nothing is written then.
     """
     source = Path(source)
-    display = Path(name.replace("\\", "/")).name or name
+    display = base_name(name) or name
     target_name = safe_filename(name)
     size = source.stat().st_size
     if size > max_bytes:
@@ -66,7 +71,6 @@ def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UP
                                     f"{max_bytes / 1e6:.0f} MB): split it into smaller files")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    digest = _sha256(source)
     with tempfile.TemporaryDirectory(prefix=".incoming-", dir=folder) as tmp:
         staged = Path(tmp) / target_name
         shutil.copyfile(source, staged)
@@ -75,28 +79,20 @@ def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UP
         except ArticleError as e:
             where = display + e.path[len(str(staged)):] if e.path.startswith(str(staged)) else display
             raise ArticleError(where, e.problem) from None  # "feed.jsonl:3: malformed JSON ..."
-        target = _unused_name(folder, target_name, digest)
+        target = _unused_name(folder, target_name, staged)
         if target.exists():
             return target  # the same file was uploaded before
         os.replace(staged, target)
     return target
 
 
-def _unused_name(folder: Path, name: str, digest: str) -> Path:
+def _unused_name(folder: Path, name: str, upload: Path) -> Path:
     """``name``, or ``stem-2.ext``, ``stem-3.ext``...; a file with the same content is reused."""
     stem, suffix = os.path.splitext(name)
     candidate, n = folder / name, 1
     while candidate.exists():
-        if _sha256(candidate) == digest:
+        if filecmp.cmp(candidate, upload, shallow=False):
             return candidate
         n += 1
         candidate = folder / f"{stem}-{n}{suffix}"
     return candidate
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
