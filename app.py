@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import html
 
+from embeddings.articles import SUPPORTED_SUFFIXES
 from embeddings.manifest import IndexProblem
 from embeddings.store import Filters
+from embeddings.uploads import MAX_UPLOAD_BYTES, base_name
 from qa.answer import Answer
 from qa.conversation import contextualize
 from qa.live_index import LiveIndex, Status
 from qa.settings import Settings
 
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
+UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
+UPLOAD_LIMIT = f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
 ARTICLE_COLUMNS = ["Title", "Date", "Source", "Passages"]
 
 
@@ -138,7 +141,7 @@ def build_ui(live: LiveIndex):
     def add_articles(files, title_query: str = "", progress=gr.Progress(track_tqdm=True)):
         if not files:
             return ("Choose one or more article files first.", *refresh(title_query))
-        pairs = [(f, _original_name(f)) for f in files]
+        pairs = [(f, base_name(f)) for f in files]  # Gradio keeps the file's own name last in its path
         progress(0, desc="Reading and indexing")
         try:
             report = live.add_files(pairs, progress=True)
@@ -174,7 +177,7 @@ def build_ui(live: LiveIndex):
             table = gr.Dataframe(value=article_rows(live), headers=ARTICLE_COLUMNS,
                                  datatype=["str", "str", "str", "number"], interactive=False,
                                  column_widths=["58%", "14%", "16%", "12%"], wrap=True, elem_id="articles")
-            files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most 5 MB each)",
+            files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most {UPLOAD_LIMIT} each)",
                             file_count="multiple", file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
             with gr.Row():
                 add = gr.Button("Add to index", variant="primary")
@@ -187,11 +190,6 @@ def build_ui(live: LiveIndex):
     return demo
 
 
-def _original_name(path: str) -> str:
-    """Gradio keeps the uploaded file's own name as the last part of its temporary path."""
-    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
-
-
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=None) -> None:
     """Load the index once and serve the chat until interrupted."""
     from qa.cli import make_encoder
@@ -199,7 +197,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=No
     live = LiveIndex(settings, make_encoder(settings))
     live.encoder.encode(["warm up"])  # load the model now, not on the first question
     build_ui(live).queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size="5mb")
+        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=MAX_UPLOAD_BYTES)
 
 
 if __name__ == "__main__":
