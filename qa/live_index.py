@@ -114,16 +114,17 @@ class LiveIndex:
         """
         with self._exclusive():
             folder = Path(self.settings.uploads_dir)
-            refused = []
+            accepted, refused = 0, []
             for path, name in files:
                 try:
                     accept_upload(Path(path), name, folder, max_bytes)
+                    accepted += 1
                 except ArticleError as e:
                     refused.append(str(e))
                 except OSError as e:
                     refused.append(f"{name}: could not be saved ({e.strerror or e})")
-            if not folder.exists():
-                return UpdateReport(errors=refused)
+            if not accepted:
+                return UpdateReport(errors=refused)  # nothing new: no re-read, no reload
             report = update_index([folder], self.settings.index, self.encoder, progress=progress)
             report.errors[:0] = refused
             self.reload()
