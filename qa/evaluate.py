@@ -51,6 +51,11 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def contains_answer(text: str, golds: list[str]) -> bool:
+    """True when one of the normalised gold answers is a substring of the normalised ``text``."""
+    return any(g and g in normalize_answer(text) for g in golds)
+
+
 def load_squad(path: Path, limit: int | None = None, articles: set[str] | None = None):
     """``(articles as jsonl lines, questions)``; ``limit`` keeps an evenly spread subset."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
@@ -93,8 +98,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
     for q in tqdm(questions, desc=f"{method:>8}", disable=not progress, leave=False):
         hits = retriever.search(q.text, k=max(KS), method=method)
         golds = [normalize_answer(a) for a in q.answers]
-        rank = next((r for r, h in enumerate(hits, 1)
-                     if any(g and g in normalize_answer(h.passage.text) for g in golds)), None)
+        rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
         if method == "hybrid":
             relevance.append(max((h.relevance for h in hits[:3]), default=0.0))

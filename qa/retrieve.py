@@ -188,19 +188,20 @@ class Retriever:
             ranked = rrf([sorted(dense, key=dense.get, reverse=True),
                           sorted(lexical, key=lexical.get, reverse=True)])
         else:
-            ranked = fuse(self._complete(qvec, dense, lexical), lexical, s.dense_weight, s.lexical_power)
+            ranked = fuse(self.complete_cosines(qvec, dense, lexical), lexical, s.dense_weight,
+                          s.lexical_power)
         order = sorted(ranked, key=lambda i: (-ranked[i], i))
         if not order:
             return []
         if method != "hybrid" or s.sentence_weight <= 0:
             order = order[:k]
             passages = store.passages(order)
-            dense = self._complete(qvec, dense, dict.fromkeys(order))
+            dense = self.complete_cosines(qvec, dense, dict.fromkeys(order))
             return [Hit(passages[i], ranked[i], dense.get(i, 0.0), lexical.get(i, 0.0)) for i in order]
         return self._rescore(qvec, order[:max(s.rescore_depth, k)], ranked, dense, lexical)[:k]
 
-    def _complete(self, qvec: np.ndarray, dense: dict[int, float], others: dict) -> dict[int, float]:
-        """Cosine for candidates that only the lexical side found."""
+    def complete_cosines(self, qvec: np.ndarray, dense: dict[int, float], others: dict) -> dict[int, float]:
+        """``dense`` plus the cosine of every id in ``others`` it lacks (candidates only BM25 found)."""
         missing = [i for i in others if i not in dense]
         if not missing:
             return dense

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
-from qa.evaluate import build_index, load_squad, normalize_answer
+from qa.evaluate import build_index, contains_answer, load_squad, normalize_answer
 from qa.retrieve import Retriever, fts_query
 from qa.settings import Settings
 
@@ -75,9 +75,7 @@ def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: 
             dense = dict(index.vectors.search(qvec, settings.candidates))
             lexical = dict(index.store.lexical_search(fts_query(q.text), settings.candidates,
                                                       title_weight=settings.title_weight))
-            missing = [i for i in lexical if i not in dense]
-            if missing:
-                dense.update(index.vectors.search(qvec, len(missing), missing))
+            dense = retriever.complete_cosines(qvec, dense, lexical)
             ids = sorted(dense)
             passages = index.store.passages(ids)
             plist = [passages[i] for i in ids]
@@ -87,7 +85,7 @@ def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: 
             scored.append(_Scored(
                 q.article, np.array(ids), np.array([dense[i] for i in ids]),
                 np.array([lexical.get(i, 0.0) / top if top else 0.0 for i in ids]), np.array(best),
-                np.array([any(g and g in normalize_answer(p.text) for g in golds) for p in plist])))
+                np.array([contains_answer(p.text, golds) for p in plist])))
         index.close()
     return scored
 
