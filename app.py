@@ -53,8 +53,7 @@ def render_answer(answer: Answer) -> list[dict]:
 
 def status_line(status: Status) -> str:
     """``3 articles · 12 passages · model all-MiniLM-L6-v2 · updated 2026-11-24 16:02 UTC``."""
-    parts = [f"{status.articles} article{'s' * (status.articles != 1)}",
-             f"{status.passages} passage{'s' * (status.passages != 1)}",
+    parts = [_count(status.articles, "article"), _count(status.passages, "passage"),
              f"model {html.escape(status.model)}"]
     if status.updated_at:
         when = status.updated_at.replace("T", " ")[:16]
@@ -62,6 +61,11 @@ def status_line(status: Status) -> str:
     if status.updating:
         parts.append("an update is running")
     return " · ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 article``, ``3 articles``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def parse_filters(since: str, until: str, sources: list[str] | None) -> Filters:
@@ -123,8 +127,8 @@ def report_markdown(report) -> str:
     for label, titles in (("Added", report.added), ("Updated", report.updated), ("Removed", report.removed)):
         if titles:
             lines.append(f"**{label}** {len(titles)}: {names(titles)}")
-    n, u = report.passages_encoded, report.unchanged
-    lines.append(f"{n} passage{'s' * (n != 1)} encoded; {u} article{'s' * (u != 1)} unchanged.")
+    lines.append(f"{_count(report.passages_encoded, 'passage')} encoded; "
+                 f"{_count(report.unchanged, 'article')} unchanged.")
     for error in report.errors:
         lines.append(f"**Not indexed:** {html.escape(error)}")
     return "\n\n".join(lines)
