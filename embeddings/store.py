@@ -1,9 +1,12 @@
 """The SQLite store: articles, passages (with their vectors) and an FTS5 table for BM25.
 
-SQLite is the index's source of truth. Every update is one transaction, so a crash or a
-bad file leaves the previous state whole; the FAISS file and ``manifest.json`` are derived
-from it and stamped with the store's ``generation`` so a stale one is noticed and rebuilt.
-Vectors are stored as float32 BLOBs, which lets FAISS be rebuilt without re-encoding.
+SQLite is the index's source of truth. Every write is one transaction holding whole
+articles, so a crash or a bad file leaves the previous state whole; the FAISS file and
+``manifest.json`` are derived from it and stamped with the store's ``generation`` so a stale
+one is noticed and rebuilt. Passage vectors are stored as float32 BLOBs, which lets FAISS be
+rebuilt without re-encoding; each passage also keeps its sentences' spans and vectors
+(8-bit codes with one scale per sentence: see ``pack_sentences``), which the retriever
+scores at question time without running the model.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +45,18 @@ CREATE TABLE IF NOT EXISTS passages (
     ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    sentences BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(title, text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS lexicon (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
 """
+TOKENIZE = "porter unicode61"
+# Contentless: the index holds the terms, not another copy of the text (a passage's text is
+# its article's body between its offsets); rows are deleted with their original values.
+_FTS_TABLE = ("CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING "
+              f"fts5(title, text, content='', tokenize='{TOKENIZE}')")
+_TEXT = "substr(a.body, p.start + 1, p.end - p.start)"  # SQLite counts characters as Python does
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class StoredPassage:
     source: str | None
     url: str | None
     path: str
+    sentences: tuple[tuple[int, int], ...] = ()  # (start, end) within text
 
 
 @dataclass(frozen=True)
@@ -103,8 +114,75 @@ class Filters:
         return (" AND ".join(clauses) or "1"), params
 
 
-_PASSAGE_COLUMNS = ("p.id, p.article_id, p.ordinal, p.start, p.end, p.text, "
-                    "a.title, a.date, a.source, a.url, a.path")
+_PASSAGE_COLUMNS = (f"p.id, p.article_id, p.ordinal, p.start, p.end, {_TEXT}, "
+                    "a.title, a.date, a.source, a.url, a.path, p.sentences")
+
+
+class Terms:
+    """FTS5's own tokenizer, run on a scratch in-memory table: the exact terms the index holds.
+
+    Used to keep ``lexicon`` (how many passages hold each term) and to look query words up
+    in it. One per thread: SQLite connections are not shared across threads here.
+    """
+
+    _local = threading.local()
+
+    @classmethod
+    def get(cls) -> "Terms":
+        terms = getattr(cls._local, "terms", None)
+        if terms is None:
+            terms = cls._local.terms = cls()
+        return terms
+
+    def __init__(self):
+        self.conn = sqlite3.connect(":memory:", isolation_level=None)
+        self.conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(title, text, tokenize='{TOKENIZE}')")
+        self.conn.execute("CREATE VIRTUAL TABLE t_rows USING fts5vocab(t, 'row')")
+        self.conn.execute("CREATE VIRTUAL TABLE t_inst USING fts5vocab(t, 'instance')")
+
+    def doc_counts(self, rows: list[tuple[str, str]]) -> list[tuple[str, int]]:
+        """``(term, passages holding it)`` over ``(title, text)`` rows."""
+        if not rows:
+            return []
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT INTO t (title, text) VALUES (?, ?)", rows)
+        counts = self.conn.execute("SELECT term, doc FROM t_rows").fetchall()
+        self.conn.execute("ROLLBACK")
+        return counts
+
+    def of_words(self, words: list[str]) -> list[list[str]]:
+        """The terms each word becomes (usually one; "covid-19" becomes two)."""
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT INTO t (rowid, title, text) VALUES (?, '', ?)", enumerate(words))
+        stems: list[list[str]] = [[] for _ in words]
+        for doc, term in self.conn.execute("SELECT doc, term FROM t_inst ORDER BY doc, offset"):
+            stems[doc].append(term)
+        self.conn.execute("ROLLBACK")
+        return stems
+
+
+def pack_sentences(spans, vectors: np.ndarray) -> bytes:
+    """A passage's sentences as one BLOB: int32 spans, float32 scales, int8 codes.
+
+    Each unit vector is stored as ``round(127 * v / max|v|)`` with its scale, a quarter of
+    float32's size; the cosines computed from the codes differ from float32 by about 0.001
+    (measured in docs/benchmarks.md), far below the gaps that decide a ranking.
+    """
+    spans = np.asarray(spans, dtype=np.int32).reshape(-1, 2)
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(spans), -1)
+    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
+    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    codes = np.rint(vectors / scales[:, None]).astype(np.int8)
+    return spans.tobytes() + scales.tobytes() + codes.tobytes()
+
+
+def unpack_sentences(blob: bytes, dimension: int) -> tuple[tuple[tuple[int, int], ...], np.ndarray]:
+    """``(spans, float32 vectors)`` from ``pack_sentences``'s BLOB."""
+    n = len(blob) // (8 + 4 + dimension)
+    spans = np.frombuffer(blob, dtype=np.int32, count=2 * n).reshape(n, 2)
+    scales = np.frombuffer(blob, dtype=np.float32, count=n, offset=8 * n)
+    codes = np.frombuffer(blob, dtype=np.int8, count=n * dimension, offset=12 * n).reshape(n, dimension)
+    return tuple((int(a), int(b)) for a, b in spans), codes.astype(np.float32) * scales[:, None]
 
 
 class Store:
@@ -124,7 +202,9 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        self.conn.execute(_FTS_TABLE)
         self.snapshot = snapshot
+        self._dimension = None
         if snapshot:
             self.conn.execute("BEGIN")
             self.conn.execute("SELECT count(*) FROM meta").fetchone()  # the snapshot starts at the first read
@@ -184,8 +264,27 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN articles a ON a.id = p.article_id "
                 f"WHERE p.id IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((r[0], StoredPassage(*r)) for r in rows)
+            for r in rows:
+                found[r[0]] = StoredPassage(*r[:11], sentences=_spans(r[11], self.dimension))
         return found
+
+    def sentences(self, ids: list[int]) -> dict[int, tuple[tuple[tuple[int, int], ...], np.ndarray]]:
+        """Per passage: its sentences' spans (within its text) and their vectors (float32 rows)."""
+        found = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = self.conn.execute(
+                f"SELECT id, sentences FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            for pid, blob in rows:
+                found[pid] = unpack_sentences(blob, self.dimension)
+        return found
+
+    @property
+    def dimension(self) -> int:
+        """The vectors' dimension, from the build recorded with them."""
+        if self._dimension is None:
+            build = self.get_meta("build") or {}
+            self._dimension = int(build.get("model", {}).get("dimension", 0))
+        return self._dimension
 
     def passage_ids(self, filters: Filters) -> list[int]:
         """Ids of the passages whose article passes ``filters``."""
@@ -207,13 +306,50 @@ class Store:
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """All passage ids and their vectors, for rebuilding the vector index."""
-        ids, blobs = [], []
-        for pid, blob in self.conn.execute("SELECT id, vector FROM passages ORDER BY id"):
-            ids.append(pid)
-            blobs.append(np.frombuffer(blob, dtype=np.float32))
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(ids, dtype=np.int64), np.vstack(blobs)
+        ids, parts = [np.zeros(0, np.int64)], [np.zeros((0, self.dimension), np.float32)]
+        for chunk_ids, chunk in self.iter_vectors():
+            ids.append(chunk_ids)
+            parts.append(chunk)
+        return np.concatenate(ids), np.vstack(parts)
+
+    def iter_vectors(self, batch: int = 50_000):
+        """``(ids, vectors)`` in batches of at most ``batch`` passages, by ascending id."""
+        last = -1
+        while True:
+            rows = self.conn.execute("SELECT id, vector FROM passages WHERE id > ? ORDER BY id LIMIT ?",
+                                     (last, batch)).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            last = int(ids[-1])
+            yield ids, vectors
+
+    def lexical_words(self, words: list[str], budget: int | None = None) -> list[str]:
+        """The query words BM25 should read: rarest first, until their passage counts add up
+        to ``budget``.
+
+        FTS5 scores every passage holding any query word, so a common word ("said",
+        "president") costs time in proportion to how many passages hold it while adding
+        little to BM25 (its IDF is low). Reading words rarest first within a budget of
+        postings keeps a query's cost flat however large the archive grows; the rarest word
+        is always read. Words no passage holds cost nothing and are kept.
+        """
+        if budget is None or not words:
+            return list(words)
+        stems = Terms.get().of_words(words)
+        flat = sorted({t for ts in stems for t in ts})
+        docs = dict(self.conn.execute(
+            f"SELECT term, docs FROM lexicon WHERE term IN ({','.join('?' * len(flat))})", flat)) if flat else {}
+        costs = [sum(docs.get(t, 0) for t in ts) for ts in stems]
+        rarity = [min((docs.get(t, 0) for t in ts), default=0) for ts in stems]
+        chosen, spent = set(), 0
+        for n in sorted(range(len(words)), key=lambda n: (rarity[n], n)):
+            if chosen and spent + costs[n] > budget:
+                break
+            chosen.add(n)
+            spent += costs[n]
+        return [w for n, w in enumerate(words) if n in chosen]
 
     def lexical_search(self, match: str, k: int, filters: Filters = Filters(),
                        title_weight: float = 1.0) -> list[tuple[int, float]]:
@@ -237,14 +373,14 @@ class Store:
 
     # -- writing ----------------------------------------------------------------
 
-    def apply(self, remove: list[str], add: list[tuple[Article, list[Passage], np.ndarray]],
+    def apply(self, remove: list[str], add: list[tuple[Article, list[Passage], np.ndarray, list[np.ndarray]]],
               build: dict, roots: list[str]) -> tuple[list[int], list[int]]:
         """Remove and add articles in one transaction.
 
         Args:
             remove: ids of articles to delete (with their passages).
-            add: each new or changed article with its passages and their vectors; a changed
-                article must also be listed in ``remove``.
+            add: each new or changed article with its passages, their vectors and, per
+                passage, its sentence vectors; a changed article must also be listed in ``remove``.
             build: the model/chunker description this store's vectors were made with.
             roots: the files and folders indexed so far (used by ``qa index --rebuild``).
 
@@ -257,33 +393,99 @@ class Store:
         with self._transaction():
             for chunk in _chunks(list(remove), 500):
                 marks = ",".join("?" * len(chunk))
-                ids = [r[0] for r in self.conn.execute(
-                    f"SELECT id FROM passages WHERE article_id IN ({marks})", chunk)]
+                rows = self.conn.execute(
+                    f"SELECT p.id, a.title, {_TEXT} FROM passages p JOIN articles a ON a.id = p.article_id "
+                    f"WHERE p.article_id IN ({marks})", chunk).fetchall()
+                ids = [r[0] for r in rows]
+                self._count_terms([(t, x) for _, t, x in rows], -1)
+                self.conn.executemany("INSERT INTO passages_fts (passages_fts, rowid, title, text) "
+                                      "VALUES ('delete', ?, ?, ?)", rows)
                 removed.extend(ids)
                 for idc in _chunks(ids, 500):
-                    pm = ",".join("?" * len(idc))
-                    self.conn.execute(f"DELETE FROM passages_fts WHERE rowid IN ({pm})", idc)
-                    self.conn.execute(f"DELETE FROM passages WHERE id IN ({pm})", idc)
+                    self.conn.execute(f"DELETE FROM passages WHERE id IN ({','.join('?' * len(idc))})", idc)
                 self.conn.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
-            for article, passages, vectors in add:
+            for article, passages, vectors, sentence_vectors in add:
                 self.conn.execute(
                     "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (article.id, article.origin, article.path, article.content_hash, article.title,
                      article.date, article.source, article.url, article.body, now))
-                for passage, vector in zip(passages, vectors):
+                for passage, vector, sentences in zip(passages, vectors, sentence_vectors):
                     cur = self.conn.execute(
-                        "INSERT INTO passages (article_id, ordinal, start, end, text, vector) "
+                        "INSERT INTO passages (article_id, ordinal, start, end, vector, sentences) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (article.id, passage.ordinal, passage.start, passage.end, passage.text,
-                         np.asarray(vector, dtype=np.float32).tobytes()))
+                        (article.id, passage.ordinal, passage.start, passage.end,
+                         np.asarray(vector, dtype=np.float32).tobytes(),
+                         pack_sentences(passage.sentences, sentences)))
                     added.append(cur.lastrowid)
                     self.conn.execute("INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)",
                                       (cur.lastrowid, article.title, passage.text))
+                self._count_terms([(article.title, p.text) for p in passages], +1)
             self._set_meta("generation", self.generation + 1)
             self._set_meta("updated_at", now)
             self._set_meta("build", build)
+            self._dimension = None
             self._set_meta("roots", sorted(set(roots)))
         return removed, added
+
+    def replace_with(self, other: "Store", keep_paths: set[str] = frozenset()) -> set[str]:
+        """Replace every article by ``other``'s, in one transaction (a rebuild's swap).
+
+        Articles read from ``keep_paths`` that ``other`` lacks are kept as they are (their
+        files could not be read this time). Copied passages get new ids above every id this
+        store ever used, so an id never names two different passages.
+
+        Returns:
+            the ids of the articles kept.
+        """
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.conn.execute("ATTACH DATABASE ? AS staging", (str(other.path),))
+        try:
+            with self._transaction():
+                kept = {r[0] for r in self.conn.execute(
+                    f"SELECT id FROM articles WHERE path IN ({','.join('?' * len(keep_paths))}) "
+                    "AND id NOT IN (SELECT id FROM staging.articles)", sorted(keep_paths))}
+                seq = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'passages'").fetchone()
+                offset = max(seq[0] if seq else 0,
+                             self.conn.execute("SELECT coalesce(max(id), 0) FROM passages").fetchone()[0])
+                kept_rows = self.conn.execute(
+                    f"SELECT p.id, a.title, {_TEXT} FROM passages p JOIN articles a ON a.id = p.article_id "
+                    f"WHERE p.article_id IN ({','.join('?' * len(kept))})", sorted(kept)).fetchall()
+                self.conn.execute(f"DELETE FROM passages WHERE article_id NOT IN "
+                                  f"({','.join('?' * len(kept))})", sorted(kept))
+                self.conn.execute(f"DELETE FROM articles WHERE id NOT IN ({','.join('?' * len(kept))})",
+                                  sorted(kept))
+                # Emptying FTS5 row by row is slow; drop it and index again what stays.
+                self.conn.execute("DROP TABLE passages_fts")
+                self.conn.execute(_FTS_TABLE)
+                self.conn.executemany("INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)", kept_rows)
+                self.conn.execute("DELETE FROM lexicon")
+                self.conn.execute("INSERT INTO lexicon SELECT * FROM staging.lexicon")
+                self._count_terms([(t, x) for _, t, x in kept_rows], +1)
+                self.conn.execute("INSERT INTO articles SELECT * FROM staging.articles")
+                self.conn.execute(
+                    "INSERT INTO passages (id, article_id, ordinal, start, end, vector, sentences) "
+                    "SELECT id + ?, article_id, ordinal, start, end, vector, sentences "
+                    "FROM staging.passages ORDER BY id", (offset,))
+                self.conn.execute(
+                    f"INSERT INTO passages_fts (rowid, title, text) SELECT p.id + ?, a.title, {_TEXT} "
+                    "FROM staging.passages p JOIN staging.articles a ON a.id = p.article_id", (offset,))
+                self._set_meta("generation", self.generation + 1)
+                self._set_meta("updated_at", now)
+                self._set_meta("build", other.get_meta("build"))
+                self._dimension = None
+                self._set_meta("roots", other.get_meta("roots", []))
+        finally:
+            self.conn.execute("DETACH DATABASE staging")
+        return kept
+
+    def _count_terms(self, rows: list[tuple[str, str]], sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) these passages in ``lexicon``."""
+        counts = Terms.get().doc_counts(rows)
+        self.conn.executemany("INSERT INTO lexicon (term, docs) VALUES (?, ?) "
+                              "ON CONFLICT(term) DO UPDATE SET docs = docs + excluded.docs",
+                              [(t, sign * n) for t, n in counts])
+        if sign < 0:
+            self.conn.execute("DELETE FROM lexicon WHERE docs <= 0")
 
     def _set_meta(self, key: str, value) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
@@ -297,6 +499,12 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+
+def _spans(blob: bytes, dimension: int) -> tuple[tuple[int, int], ...]:
+    n = len(blob) // (8 + 4 + dimension) if dimension else 0
+    return tuple(tuple(int(x) for x in pair)
+                 for pair in np.frombuffer(blob, dtype=np.int32, count=2 * n).reshape(n, 2))
 
 
 def _chunks(items: list, size: int):

@@ -81,7 +81,7 @@ class Answer:
                 "highlights": [{"start": a, "end": b, "text": s.hit.passage.text[a:b]}
                                for a, b in s.highlights],
                 "scores": {"final": s.hit.score, "dense": s.hit.dense, "lexical": s.hit.lexical,
-                           "sentence": s.hit.sentence},
+                           "sentence": s.hit.relevance},
             } for s in self.sources],
         }
 
@@ -91,27 +91,29 @@ def is_covered(hits: list[Hit], settings: Settings) -> bool:
     return bool(hits) and max(h.relevance for h in hits[:3]) >= settings.min_relevance
 
 
-def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
-                 sentence_scores: list[list[tuple[int, int, float]]]) -> Answer:
+def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings) -> Answer:
     """Number the hits in order, mark their best sentences and quote the top one.
 
     Args:
         question: as the user typed it.
         searched: the query that produced ``hits``.
-        hits: ranked passages, best first.
+        hits: ranked passages, best first, each with its sentences' scores.
         settings: ``min_relevance`` decides between an answer and "not covered".
-        sentence_scores: per hit, ``(start, end, cosine)`` of each of its sentences.
     """
     sources = []
-    for n, (hit, sentences) in enumerate(zip(hits, sentence_scores), start=1):
-        best = max((s for _, _, s in sentences), default=0.0)
+    for n, hit in enumerate(hits, start=1):
+        scored = list(zip(hit.passage.sentences, hit.sentences))
+        best = max((s for _, s in scored), default=0.0)
         floor = max(best - HIGHLIGHT_MARGIN, min(best, settings.min_relevance))
-        marked = tuple((a, b) for a, b, s in sentences if s >= floor)
+        marked = tuple(span for span, s in scored if s >= floor)
         sources.append(Source(n, hit, marked))
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    top = sources[0]
-    a, b = max(((a, b, s) for a, b, s in sentence_scores[0]), key=lambda t: t[2])[:2]
-    quote = " ".join(top.hit.passage.text[a:b].split())
-    return Answer(question, searched, True, f"“{quote}” [1]", tuple(sources))
+    top = sources[0].hit
+    if top.best_sentence is None:
+        quote = top.passage.text
+    else:
+        a, b = top.passage.sentences[top.best_sentence]
+        quote = top.passage.text[a:b]
+    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [1]", tuple(sources))

@@ -8,7 +8,9 @@
     qa eval squad FILE.json         retrieval quality on a SQuAD-format question set
 
 Environment (read here only): QA_INDEX_DIR (default ./index), QA_UPLOADS_DIR (default
-./uploads), QA_HOST, QA_PORT, QA_AUTH ("user:password", asks for a login in the web chat).
+./uploads), QA_HOST, QA_PORT, QA_AUTH ("user:password", asks for a login in the web chat),
+QA_BACKEND and QA_PRECISION (how the model runs; default auto), QA_CACHE_DIR (where the
+converted model is kept; default $XDG_CACHE_HOME/news-qa or ~/.cache/news-qa).
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import logging
+
+from embeddings.encoder import BACKENDS, PRECISIONS, SENTENCE_VECTORS, BackendUnavailable, ModelNotFound
 from embeddings.manifest import IndexProblem
 from embeddings.settings import IndexSettings
+from embeddings.vector_index import IVF_FROM, KINDS
 from qa.settings import Settings
 
 
@@ -33,15 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    settings = Settings(index=IndexSettings(index_dir=Path(args.index_dir)), uploads_dir=Path(args.uploads_dir))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is packaged: never ask a hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="qa: %(message)s")
+    index = IndexSettings(index_dir=Path(args.index_dir), backend=args.backend, precision=args.precision,
+                          vector_index=args.vector_index, sentence_vectors=args.sentence_vectors,
+                          model_cache=_cache_dir())
+    settings = Settings(index=index, uploads_dir=Path(args.uploads_dir))
     try:
         return args.run(args, settings)
     except IndexProblem as e:
         print(f"qa: {e}", file=sys.stderr)
         return 2
+    except (BackendUnavailable, ModelNotFound) as e:
+        print(f"qa: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("qa: interrupted; the index is unchanged unless the update had finished", file=sys.stderr)
+        print("qa: interrupted; what was committed stays (run the same command again to finish: "
+              "articles already committed are not encoded again)", file=sys.stderr)
         return 130
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("QA_CACHE_DIR"):
+        return Path(os.environ["QA_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "news-qa"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="index directory (default: $QA_INDEX_DIR or ./index)")
     parser.add_argument("--uploads-dir", default=os.environ.get("QA_UPLOADS_DIR", "uploads"),
                         help="where the web app keeps uploaded articles (default: $QA_UPLOADS_DIR or ./uploads)")
+    parser.add_argument("--backend", choices=["auto", *BACKENDS], default=os.environ.get("QA_BACKEND", "auto"),
+                        help="how the model runs (default: what the index was built with, else openvino)")
+    parser.add_argument("--precision", choices=["auto", *PRECISIONS], default=os.environ.get("QA_PRECISION", "auto"),
+                        help="bf16 or fp32 (default: what the index was built with, else bf16 where "
+                             "the CPU has bfloat16 instructions)")
+    parser.add_argument("--vector-index", choices=["auto", *KINDS], default="auto",
+                        help=f"exact (flat) or approximate (ivf) vector search; auto: ivf from "
+                             f"{IVF_FROM:,} passages")
+    parser.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default="in-context",
+                        help="in-context (free) or separate (twice the encoding time, slightly better "
+                             "rankings); takes effect when an index is built")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="add, update or remove articles (files or folders)")
@@ -95,18 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_encoder(settings: Settings):
-    from embeddings.encoder import SentenceTransformerEncoder
+def encoder_for(settings: Settings):
+    """The encoder for the index under ``settings`` (``auto`` follows what built it)."""
+    from embeddings.reader import encoder_for
 
-    return SentenceTransformerEncoder(settings.index.model_name, settings.index.batch_size)
+    return encoder_for(settings.index)
 
 
 def open_retriever(settings: Settings):
     """The index under ``settings`` opened with the configured model, ready to search."""
-    from embeddings.indexer import open_index
+    from embeddings.reader import open_index
     from qa.retrieve import Retriever
 
-    encoder = make_encoder(settings)
+    encoder = encoder_for(settings)
     index = open_index(settings.index, encoder.identity, encoder.dimension)
     return Retriever(index, encoder, settings)
 
@@ -118,7 +152,7 @@ def cmd_index(args, settings: Settings) -> int:
     if not args.paths and not args.rebuild:
         print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
         return 2
-    encoder = make_encoder(settings)
+    encoder = encoder_for(settings)
     progress = sys.stderr.isatty()
     try:
         report = update_index(args.paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
@@ -150,12 +184,17 @@ def cmd_status(args, settings: Settings) -> int:
         print(json.dumps(manifest, indent=2))
         return 0
     m, c = manifest["model"], manifest["counts"]
+    v = manifest.get("vector_index", {})
     print(f"index:       {Path(settings.index.index_dir).resolve()}")
     print(f"articles:    {c['articles']}")
     print(f"passages:    {c['passages']}")
-    print(f"model:       {m['name']} ({m['dimension']} dims, weights {m['sha256'][:12]})")
+    print(f"model:       {m['name']} ({m['dimension']} dims, weights {m['sha256'][:12]}), "
+          f"{m.get('backend')} {m.get('precision')}")
     print(f"chunker:     up to {manifest['chunker']['max_tokens']} word pieces, "
-          f"target {manifest['chunker']['target_tokens']}")
+          f"target {manifest['chunker']['target_tokens']}; sentence vectors "
+          f"{manifest.get('sentences', {}).get('vectors')}")
+    vectors = f"{v.get('kind')}" + (f" ({v['nlist']} cells, {v['nprobe']} probed per query)" if v.get("nlist") else "")
+    print(f"vectors:     {vectors}")
     print(f"last update: {manifest['updated_at']}")
     return 0
 
@@ -249,7 +288,7 @@ def cmd_eval(args, settings: Settings) -> int:
     if args.cross_validate:
         from qa.tune import cross_validate, format_cv
 
-        report = cross_validate(args.path, settings, make_encoder(settings), args.folds,
+        report = cross_validate(args.path, settings, encoder_for(settings), args.folds,
                                 progress=sys.stderr.isatty())
         print(format_cv(report))
         if args.json:
@@ -258,7 +297,7 @@ def cmd_eval(args, settings: Settings) -> int:
             print(f"report: {args.json}")
         return 0
     methods = METHODS if args.method == "all" else (args.method,)
-    report = evaluate_squad(args.path, settings, make_encoder(settings), methods, args.limit,
+    report = evaluate_squad(args.path, settings, encoder_for(settings), methods, args.limit,
                             progress=sys.stderr.isatty())
     print(format_table(report))
     if args.json:

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
-from embeddings.indexer import open_index, update_index
+from embeddings.reader import open_index
 from qa.answer import is_covered
+from qa.fusion import METHODS
 from qa.retrieve import Retriever
 from qa.settings import Settings
 
-METHODS = ("lexical", "dense", "rrf", "hybrid")
 KS = tuple(range(1, 21))
 
 
@@ -79,6 +79,8 @@ def load_squad(path: Path, limit: int | None = None, articles: set[str] | None =
 def build_index(lines: list[str], settings: Settings, encoder: Encoder, workdir: Path,
                 progress: bool = True):
     """Index the SQuAD articles into ``workdir``; returns the opened index."""
+    from embeddings.indexer import update_index
+
     src = workdir / "squad.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     index_settings = replace(settings.index, index_dir=workdir / "index")

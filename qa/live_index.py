@@ -16,11 +16,12 @@ from pathlib import Path
 
 from embeddings.articles import ArticleError
 from embeddings.encoder import Encoder
-from embeddings.indexer import IndexBusy, UpdateReport, open_index, update_index
+from embeddings.indexer import IndexBusy, UpdateReport, update_index
+from embeddings.reader import open_index
 from embeddings.manifest import MANIFEST, IndexProblem
 from embeddings.store import ArticleSummary
 from embeddings.uploads import MAX_UPLOAD_BYTES, accept_upload
-from qa.retrieve import Retriever, SentenceScorer
+from qa.retrieve import Retriever
 from qa.settings import Settings
 
 
@@ -46,7 +47,6 @@ class LiveIndex:
     def __init__(self, settings: Settings, encoder: Encoder):
         self.settings = settings
         self.encoder = encoder
-        self._sentences = SentenceScorer(encoder)
         self._updating = threading.Lock()
         self._reloading = threading.Lock()
         self._stamp = None
@@ -77,7 +77,7 @@ class LiveIndex:
         stamp = self._manifest_stamp()
         index = open_index(self.settings.index, self.encoder.identity, self.encoder.dimension)
         self._stamp = stamp
-        return Retriever(index, self.encoder, self.settings, self._sentences)
+        return Retriever(index, self.encoder, self.settings)
 
     def reload(self) -> None:
         """Switch to the index as it is on disk now.

@@ -27,7 +27,5 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
     if not question or not question.strip():
         raise ValueError("the question is empty")
     searched = contextualize(question, list(previous_queries or []))
-    qvec = retriever.encoder.encode([searched])[0]
-    hits = retriever.search(searched, k=k, filters=filters, query_vector=qvec)
-    sentence_scores = retriever.sentences.score(qvec, [h.passage for h in hits]) if hits else []
-    return build_answer(question, searched, hits, retriever.settings, sentence_scores)
+    hits = retriever.search(searched, k=k, filters=filters)
+    return build_answer(question, searched, hits, retriever.settings)

@@ -2,32 +2,30 @@
 
 The pipeline for one query (``Retriever.search``):
 
-1. dense: the query's vector against FAISS, top ``candidates`` by cosine;
-2. lexical: BM25 over passage text and title (SQLite FTS5), top ``candidates``;
-3. fusion: every candidate gets both scores; BM25 is divided by the best BM25 of the
-   query (so 1.0 = best lexical match), raised to ``lexical_power`` and mixed with the cosine:
-   ``dense_weight * cosine + (1 - dense_weight) * (bm25 / max_bm25) ** lexical_power``;
-4. sentence rescoring: the top ``rescore_depth`` are rescored with their best single
-   sentence's cosine to the query, since a passage that contains one sentence answering the
-   question beats one that is vaguely about it.
+1. candidates: the query's vector against the vector index (top ``candidates`` by cosine)
+   and BM25 over passage text and title (SQLite FTS5, top ``candidates``), merged; every
+   candidate gets both scores (the cosine of one only BM25 found comes from the vector
+   index, its BM25 is 0 when it has no query word);
+2. ranking: ``qa.fusion.rank`` (the hybrid fuses cosine and normalised BM25, then rescores
+   the best with their best sentence);
+3. sentence scores come from the sentence vectors stored with each passage at index time:
+   a question costs one encoding (the question), two searches and arithmetic.
 
-The pure functions (``fts_query``, ``fuse``, ``rrf``) take plain numbers and ids; ``Hit``
-carries a passage with its article and every score behind its rank.
+``Hit`` carries a passage with its article and every score behind its rank, including the
+score of each of its sentences, which the answer uses to quote and highlight.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from embeddings.encoder import Encoder
-from embeddings.indexer import LoadedIndex
-from embeddings.passages import split_sentences
+from embeddings.reader import LoadedIndex
 from embeddings.store import Filters, StoredPassage
+from qa import fusion
 from qa.settings import Settings
 
 STOPWORDS = frozenset("""
@@ -47,21 +45,38 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class Hit:
     """One retrieved passage and the scores that ranked it.
 
-    ``score`` is the final ranking score; ``relevance`` is the absolute evidence that the
-    passage answers the query (the best sentence's cosine, or the passage's when sentences
-    were not scored), the figure the "not covered" threshold applies to.
+    Attributes:
+        score: the score it was ranked by (the method's own scale).
+        dense: the cosine of the passage vector to the query.
+        lexical: its BM25 divided by the query's best BM25 (0 to 1; 0: no query word).
+        sentences: the score of each sentence of ``passage.sentences``, in order.
     """
 
     passage: StoredPassage
     score: float
     dense: float
     lexical: float
-    sentence: float | None = None
-    best_sentence: tuple[int, int] | None = None  # offsets within passage.text
+    sentences: tuple[float, ...] = ()
+
+    @property
+    def best_sentence(self) -> int | None:
+        """Index into ``passage.sentences`` of the best-scoring sentence."""
+        return int(np.argmax(self.sentences)) if self.sentences else None
 
     @property
     def relevance(self) -> float:
-        return self.sentence if self.sentence is not None else self.dense
+        """The evidence that the passage answers the query, which the "not covered" rule
+        reads: its best sentence's score (the passage's cosine if it has none)."""
+        return max(self.sentences) if self.sentences else self.dense
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A query's candidates (ascending passage ids) with the scores ``qa.fusion`` ranks by."""
+
+    ids: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
 
 
 def content_words(text: str) -> list[str]:
@@ -84,83 +99,21 @@ def fts_query(text: str) -> str:
     >>> fts_query("Where does IS still hold villages?")
     '"is" OR "still" OR "hold" OR "villages"'
     """
-    return " OR ".join(f'"{w}"' for w in content_words(text))
+    return match_any(content_words(text))
 
 
-def fuse(dense: dict[int, float], lexical: dict[int, float], dense_weight: float,
-         lexical_power: float = 1.0) -> dict[int, float]:
-    """Weighted sum of cosine and max-normalised BM25 for every candidate id.
-
-    BM25 is divided by the query's best BM25 and raised to ``lexical_power``: above 1 this
-    keeps the credit for passages that match the query's words nearly as well as the best
-    one and takes it from passages that share only a word or two, where the cosine says more.
-    """
-    top = max(lexical.values(), default=0.0)
-    ids = set(dense) | set(lexical)
-    return {i: dense_weight * dense.get(i, 0.0)
-            + (1 - dense_weight) * ((lexical.get(i, 0.0) / top) ** lexical_power if top > 0 else 0.0)
-            for i in ids}
-
-
-def rrf(rankings: list[list[int]], c: int = 60) -> dict[int, float]:
-    """Reciprocal rank fusion: ``sum 1 / (c + rank)`` over the rankings an id appears in."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, pid in enumerate(ranking, start=1):
-            scores[pid] = scores.get(pid, 0.0) + 1.0 / (c + rank)
-    return scores
-
-
-class SentenceScorer:
-    """Cosine of each sentence of a passage to a query, with sentence vectors cached per passage."""
-
-    def __init__(self, encoder: Encoder, cache_size: int = 20000):
-        self.encoder = encoder
-        self._cache: OrderedDict[int, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()  # the chat answers several people on threads
-
-    def sentences(self, passages: list[StoredPassage]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
-        with self._lock:
-            return self._sentences(passages)
-
-    def _sentences(self, passages: list[StoredPassage]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
-        missing = [p for p in passages if p.id not in self._cache]
-        if missing:
-            spans = [split_sentences(p.text) or [(0, len(p.text))] for p in missing]
-            texts = [p.text[a:b] for p, ss in zip(missing, spans) for a, b in ss]
-            vectors = self.encoder.encode(texts)
-            offset = 0
-            for p, ss in zip(missing, spans):
-                self._cache[p.id] = (ss, vectors[offset:offset + len(ss)])
-                offset += len(ss)
-        out = []
-        for p in passages:
-            self._cache.move_to_end(p.id)
-            out.append(self._cache[p.id])
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return out
-
-    def score(self, query_vector: np.ndarray, passages: list[StoredPassage]) -> list[list[tuple[int, int, float]]]:
-        """``[(start, end, cosine)]`` for every sentence of every passage."""
-        result = []
-        for spans, vectors in self.sentences(passages):
-            sims = vectors @ query_vector
-            result.append([(a, b, float(s)) for (a, b), s in zip(spans, sims)])
-        return result
+def match_any(words: list[str]) -> str:
+    """An FTS5 expression matching any of ``words`` (each quoted, so none is an operator)."""
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 class Retriever:
     """Searches one opened index with one encoder under one ``Settings``."""
 
-    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings,
-                 sentences: SentenceScorer | None = None):
-        """``sentences`` may be shared with an earlier retriever: passage ids are never reused."""
+    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings):
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        self.sentences = sentences or SentenceScorer(encoder)
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
                method: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -170,52 +123,49 @@ class Retriever:
         """
         s = self.settings
         k = s.k if k is None else k
-        method = method or s.fusion
+        method = fusion.check_method(method or s.fusion)
+        qvec = self.encoder.encode([query])[0] if query_vector is None else query_vector
+        found = self.candidates(query, qvec, filters, max(s.candidates, k), method)
+        if found is None or not len(found.ids):
+            return []
+        weights = s.weights()
+        sentences = self.sentence_scores(qvec, found.ids[fusion.rescore_positions(
+            method, found.dense, found.lexical, weights)])
+        best = np.array([max(sentences.get(int(i), (0.0,)), default=0.0) for i in found.ids])
+        order, scores = fusion.rank(method, found.dense, found.lexical, best, weights)
+        top = [int(found.ids[i]) for i in order[:k]]
+        sentences.update(self.sentence_scores(qvec, [i for i in top if i not in sentences]))
+        passages = self.index.store.passages(top)
+        return [Hit(passages[int(found.ids[i])], float(scores[i]), float(found.dense[i]),
+                    float(found.lexical[i]), sentences.get(int(found.ids[i]), ()))
+                for i in order[:k]]
+
+    def candidates(self, query: str, qvec: np.ndarray, filters: Filters = Filters(),
+                   depth: int | None = None, method: str = "hybrid") -> Candidates | None:
+        """The top ``depth`` passages by cosine and by BM25, each with both scores.
+
+        ``method`` "dense" skips BM25 and "lexical" the vector search (the cosines of the
+        BM25 candidates are still looked up). Returns None when the filters leave no passage.
+        """
+        depth = depth or self.settings.candidates
         store = self.index.store
         allowed = store.passage_ids(filters) if filters else None
         if allowed is not None and not allowed:
-            return []
-        qvec = self.encoder.encode([query])[0] if query_vector is None else query_vector
-        depth = max(s.candidates, k)
+            return None
         dense = dict(self.index.vectors.search(qvec, depth, allowed)) if method != "lexical" else {}
-        lexical = dict(store.lexical_search(fts_query(query), depth, filters, s.title_weight)) \
-            if method != "dense" else {}
-        if method == "lexical":
-            ranked = lexical
-        elif method == "dense":
-            ranked = dense
-        elif method == "rrf":
-            ranked = rrf([sorted(dense, key=dense.get, reverse=True),
-                          sorted(lexical, key=lexical.get, reverse=True)])
-        else:
-            ranked = fuse(self.complete_cosines(qvec, dense, lexical), lexical, s.dense_weight,
-                          s.lexical_power)
-        order = sorted(ranked, key=lambda i: (-ranked[i], i))
-        if not order:
-            return []
-        if method != "hybrid" or s.sentence_weight <= 0:
-            order = order[:k]
-            passages = store.passages(order)
-            dense = self.complete_cosines(qvec, dense, dict.fromkeys(order))
-            return [Hit(passages[i], ranked[i], dense.get(i, 0.0), lexical.get(i, 0.0)) for i in order]
-        return self._rescore(qvec, order[:max(s.rescore_depth, k)], ranked, dense, lexical)[:k]
+        lexical = {}
+        if method != "dense":
+            words = store.lexical_words(content_words(query), self.settings.lexical_postings)
+            lexical = dict(store.lexical_search(match_any(words), depth, filters, self.settings.title_weight))
+        missing = [i for i in lexical if i not in dense]
+        if missing:
+            dense.update(self.index.vectors.scores(qvec, missing))
+        ids = np.array(sorted(set(dense) | set(lexical)), dtype=np.int64)
+        top = max(lexical.values(), default=0.0)
+        return Candidates(ids, np.array([dense.get(int(i), 0.0) for i in ids]),
+                          np.array([lexical.get(int(i), 0.0) / top if top > 0 else 0.0 for i in ids]))
 
-    def complete_cosines(self, qvec: np.ndarray, dense: dict[int, float], others: dict) -> dict[int, float]:
-        """``dense`` plus the cosine of every id in ``others`` it lacks (candidates only BM25 found)."""
-        missing = [i for i in others if i not in dense]
-        if not missing:
-            return dense
-        return {**dense, **dict(self.index.vectors.search(qvec, len(missing), missing))}
-
-    def _rescore(self, qvec, order, fused, dense, lexical) -> list[Hit]:
-        passages = self.index.store.passages(order)
-        plist = [passages[i] for i in order]
-        w = self.settings.sentence_weight
-        top_lex = max(lexical.values(), default=0.0)
-        hits = []
-        for p, sentences in zip(plist, self.sentences.score(qvec, plist)):
-            a, b, best = max(sentences, key=lambda t: t[2])
-            hits.append(Hit(p, (1 - w) * fused[p.id] + w * best, dense.get(p.id, 0.0),
-                            lexical.get(p.id, 0.0) / top_lex if top_lex else 0.0, best, (a, b)))
-        hits.sort(key=lambda h: (-h.score, h.passage.id))
-        return hits
+    def sentence_scores(self, qvec: np.ndarray, ids) -> dict[int, tuple[float, ...]]:
+        """Per passage id, the cosine of each of its stored sentence vectors to the query."""
+        stored = self.index.store.sentences([int(i) for i in ids])
+        return {pid: tuple(float(x) for x in vectors @ qvec) for pid, (_, vectors) in stored.items()}

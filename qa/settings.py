@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.settings import IndexSettings
+from qa.fusion import Weights
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Settings:
         k: passages shown per answer.
         candidates: passages fetched from each retriever before fusion; more costs a
             little time and rarely changes the top few.
-        fusion: "hybrid" (the default), "dense" or "lexical" (BM25 alone).
+        fusion: "hybrid" (the default), "dense", "lexical" (BM25 alone) or "rrf".
         dense_weight: weight of the dense score in the hybrid fusion, the rest going to BM25.
         lexical_power: BM25 divided by the query's best BM25 is raised to this power before
             fusion; above 1 it favours passages that match the query's words almost as well
@@ -30,6 +31,9 @@ class Settings:
             when rescoring the fused candidates (0 turns sentence rescoring off).
         rescore_depth: how many fused candidates are rescored by sentence.
         title_weight: BM25 weight of the article title relative to the passage text.
+        lexical_postings: BM25 reads the query's words rarest first until the passages holding
+            them add up to this; commoner words are left out (their BM25 weight is small), so
+            a question costs the same in a large archive as in a small one. None reads all.
         min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
         uploads_dir: where articles uploaded through the app are kept (a folder of articles
             indexed like ``seeds/``; kept apart from the index so a rebuild re-reads them).
@@ -44,5 +48,10 @@ class Settings:
     sentence_weight: float = 0.7
     rescore_depth: int = 50
     title_weight: float = 0.5
+    lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
     uploads_dir: Path = Path("uploads")
+
+    def weights(self) -> Weights:
+        """The hybrid's weights, as ``qa.fusion`` takes them."""
+        return Weights(self.dense_weight, self.lexical_power, self.sentence_weight, self.rescore_depth)

@@ -1,9 +1,11 @@
 """Choose the hybrid fusion weights by cross-validation across articles.
 
-For every question the candidates' cosine, BM25 and best-sentence scores are computed once;
-each weight setting is then just arithmetic. Articles are split into folds; for each fold the
-weights that maximise MRR@10 on the other folds are chosen and scored on the held-out fold,
-so the reported figures come from articles the weights never saw.
+For every question the candidates' cosine, BM25 and best-sentence scores are computed once,
+by the retriever's own ``candidates`` and ``sentence_scores``; each weight setting is then
+``qa.fusion.rank``, the function the retriever ranks with, over those arrays. Articles are
+split into folds; for each fold the weights that maximise MRR@10 on the other folds are
+chosen and scored on the held-out fold, so the reported figures come from articles the
+weights never saw.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.encoder import Encoder
+from qa import fusion
 from qa.evaluate import build_index, contains_answer, load_squad, normalize_answer
-from qa.retrieve import Retriever, fts_query
+from qa.retrieve import Retriever
 from qa.settings import Settings
 
 DENSE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -37,11 +40,8 @@ class _Scored:
 
 
 def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int, power: float) -> int | None:
-    fused = dw * scored.dense + (1 - dw) * scored.lexical ** power
-    order = np.argsort(-fused, kind="stable")
-    top, rest = order[:depth], order[depth:]
-    final = (1 - sw) * fused[top] + sw * scored.sentence[top]
-    ranked = np.concatenate([top[np.argsort(-final, kind="stable")], rest])
+    ranked, _ = fusion.rank("hybrid", scored.dense, scored.lexical, scored.sentence,
+                            fusion.Weights(dw, power, sw, depth))
     hits = np.nonzero(scored.relevant[ranked])[0]
     return int(hits[0]) + 1 if len(hits) else None
 
@@ -72,20 +72,14 @@ def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: 
         qvecs = encoder.encode([q.text for q in questions], progress=progress)
         scored = []
         for q, qvec in tqdm(list(zip(questions, qvecs)), desc="scoring", disable=not progress):
-            dense = dict(index.vectors.search(qvec, settings.candidates))
-            lexical = dict(index.store.lexical_search(fts_query(q.text), settings.candidates,
-                                                      title_weight=settings.title_weight))
-            dense = retriever.complete_cosines(qvec, dense, lexical)
-            ids = sorted(dense)
-            passages = index.store.passages(ids)
-            plist = [passages[i] for i in ids]
-            best = [max(s for _, _, s in sents) for sents in retriever.sentences.score(qvec, plist)]
-            top = max(lexical.values(), default=0.0)
+            found = retriever.candidates(q.text, qvec)
+            sentences = retriever.sentence_scores(qvec, found.ids)
+            passages = index.store.passages(found.ids.tolist())
             golds = [normalize_answer(a) for a in q.answers]
             scored.append(_Scored(
-                q.article, np.array(ids), np.array([dense[i] for i in ids]),
-                np.array([lexical.get(i, 0.0) / top if top else 0.0 for i in ids]), np.array(best),
-                np.array([contains_answer(p.text, golds) for p in plist])))
+                q.article, found.ids, found.dense, found.lexical,
+                np.array([max(sentences[int(i)], default=0.0) for i in found.ids]),
+                np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids])))
         index.close()
     return scored
 

@@ -27,18 +27,32 @@ SQUAD = SHARED / "data" / "squad-v1.1-dev-half-a.json"
 
 
 class FakeEncoder:
-    """Bag of hashed words -> unit vector. Deterministic, instant, and counts what it encodes."""
+    """Bag of hashed words -> unit vector. Deterministic, instant, and counts what it encodes.
 
-    identity = {"name": "fake-bag-of-words", "sha256": "0" * 64}
+    It has the real model's tokenizer (the splitter counts word pieces with it); each
+    sentence vector is the sentence's own bag of words.
+    """
+
+    identity = {"name": "fake-bag-of-words", "sha256": "0" * 64, "backend": "fake", "precision": "fp32"}
     dimension = 64
 
     def __init__(self):
+        from embeddings.encoder import load_tokenizer
+
         self.calls = 0
         self.texts: list[str] = []
+        self.tokenizer = load_tokenizer()
+
+    def encode_passages(self, texts, sentences, progress=False):
+        vectors = self.encode(texts)
+        return vectors, [self._bag([t[a:b] for a, b in spans]) for t, spans in zip(texts, sentences)]
 
     def encode(self, texts, progress=False):
         self.calls += 1
         self.texts.extend(texts)
+        return self._bag(texts)
+
+    def _bag(self, texts):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
@@ -75,11 +89,19 @@ def corpus(tmp_path):
     return folder
 
 
+def real_settings(index_dir=Path("index"), **overrides) -> IndexSettings:
+    """The shipped index settings, with the model cache the CLI uses."""
+    from qa.cli import _cache_dir
+
+    return IndexSettings(index_dir=index_dir, model_cache=_cache_dir(), **overrides)
+
+
 @pytest.fixture(scope="session")
 def real_encoder():
-    from embeddings.encoder import SentenceTransformerEncoder
+    """The shipped encoder (OpenVINO in bf16 where the CPU has it)."""
+    from embeddings.encoder import make_encoder
 
-    return SentenceTransformerEncoder()
+    return make_encoder(real_settings())
 
 
 def free_port():

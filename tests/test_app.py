@@ -15,7 +15,7 @@ def passage(text, title="T <b>bold</b>"):
 
 def test_article_text_is_escaped():
     text = 'Hello <script>alert(1)</script> and <img src=x onerror="alert(2)"> end.'
-    hit = Hit(passage(text), 1.0, 0.9, 1.0, 0.9, (0, 5))
+    hit = Hit(passage(text), 1.0, 0.9, 1.0, (0.9,))
     answer = Answer("q", "q", True, "“Hello <script>” [1]", (Source(1, hit, ((6, 31),)),))
     rendered = render_answer(answer)
     joined = " ".join(m["content"] for m in rendered) + " ".join(

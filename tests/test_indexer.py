@@ -7,7 +7,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from embeddings.indexer import VECTORS_FILE, open_index, update_index
+from embeddings.indexer import update_index
+from embeddings.reader import VECTORS_FILE, open_index
 from embeddings.manifest import IndexMismatch, IndexMissing
 from embeddings.settings import IndexSettings
 from tests.conftest import SEED, FakeEncoder
@@ -124,7 +125,7 @@ def test_crash_during_encoding_leaves_index_untouched(corpus, index_settings, fa
 
 def test_manifest_from_another_model_is_refused(corpus, index_settings, fake_encoder):
     update_index([corpus], index_settings, fake_encoder)
-    other = {"name": "other-model", "sha256": "f" * 64}
+    other = {**FakeEncoder.identity, "name": "other-model", "sha256": "f" * 64}
     with pytest.raises(IndexMismatch, match=r"other-model.*qa index --rebuild"):
         open_index(index_settings, other, fake_encoder.dimension)
 
@@ -198,9 +199,9 @@ def test_rebuild_if_stale_keeps_everything_indexed_before(corpus, index_settings
     update_index([corpus, uploads], index_settings, FakeEncoder())
 
     class OtherModel(FakeEncoder):
-        identity = {"name": "another-model", "sha256": "1" * 64}
+        identity = {**FakeEncoder.identity, "name": "another-model", "sha256": "1" * 64}
 
-    monkeypatch.setattr(cli, "make_encoder", lambda settings: OtherModel())
+    monkeypatch.setattr(cli, "encoder_for", lambda settings: OtherModel())
     code = cli.main(["--index-dir", str(index_settings.index_dir), "index", "--rebuild-if-stale", str(corpus)])
     assert code == 0
     assert "rebuilding from" in capsys.readouterr().err
@@ -232,3 +233,56 @@ def test_rebuild_reports_a_vanished_source(corpus, index_settings, fake_encoder,
     report = update_index([], index_settings, fake_encoder, rebuild=True)
     assert report.errors == [f"{other.resolve()}: indexed before but gone; its articles are dropped by the rebuild"]
     assert len(report.added) == 3
+
+
+def lexicon(settings):
+    conn = sqlite3.connect(settings.index_dir / "store.sqlite")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, passages_fts, 'row')")
+    ours = dict(conn.execute("SELECT term, docs FROM lexicon"))
+    fts = dict(conn.execute("SELECT term, doc FROM temp.vocab"))
+    conn.close()
+    return ours, fts
+
+
+def test_the_lexicon_counts_passages_per_term_as_fts5_does(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    ours, fts = lexicon(index_settings)
+    assert ours == fts and ours["ferri"] >= 1  # porter-stemmed, as FTS5 stores it
+    (corpus / "ferry.txt").unlink()
+    path = corpus / "library.md"
+    path.write_text(path.read_text().replace("makerspace", "ferry dock"), encoding="utf-8")
+    update_index([corpus], index_settings, fake_encoder)
+    ours, fts = lexicon(index_settings)
+    assert ours == fts and "makerspac" not in ours
+    update_index([], index_settings, fake_encoder, rebuild=True)
+    assert lexicon(index_settings)[0] == lexicon(index_settings)[1]
+
+
+def test_bm25_reads_the_rarest_words_within_its_budget(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    store = index.store
+    words = ["the", "ferry", "zzzunknown", "syria"]
+    counts = {w: store.conn.execute("SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?",
+                                    (f'"{w}"',)).fetchone()[0] for w in words}
+    assert store.lexical_words(words, None) == words
+    assert store.lexical_words(words, 0) == ["zzzunknown"]  # the rarest is always read
+    chosen = store.lexical_words(words, counts["ferry"])
+    assert chosen == ["ferry", "zzzunknown"] and counts["the"] > counts["ferry"]
+    assert set(store.lexical_words(words, 10_000)) == set(words)
+    index.close()
+
+
+def test_passage_text_is_its_articles_body_between_its_offsets(tmp_path, index_settings, fake_encoder):
+    """The store keeps each text once (the article body); SQLite slices it as Python does."""
+    body = "Café 🙂 naïve — “quoted” words. 🚀 Second sentence here.\n\n" * 30 + "Ünïcödé end."
+    (tmp_path / "u.txt").write_text(f"title: Ünïcode\n\n{body}", encoding="utf-8")
+    update_index([tmp_path / "u.txt"], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    [article] = index.store.articles()
+    stored = index.store.article_body(article.id)
+    passages = index.store.passages(index.store.all_passage_ids().tolist())
+    assert len(passages) > 1
+    for p in passages.values():
+        assert p.text == stored[p.start:p.end] and p.text.strip()
+    index.close()

@@ -5,7 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from embeddings.indexer import IndexBusy, open_index, update_index
+from embeddings.indexer import IndexBusy, update_index
+from embeddings.reader import open_index
 from qa.live_index import LiveIndex
 from qa.settings import Settings
 from tests.conftest import FakeEncoder
@@ -69,15 +70,14 @@ def test_chat_keeps_answering_while_an_update_runs(live, tmp_path):
     """The update blocks inside encoding; questions asked meanwhile use the old snapshot."""
     started, release = threading.Event(), threading.Event()
     encoder = live.encoder
-    real_encode = encoder.encode
+    real_encode = encoder.encode_passages
 
-    def slow_encode(texts, progress=False):
-        if progress:  # the update's call, not a question's
-            started.set()
-            release.wait(10)
-        return real_encode(texts, progress)
+    def slow_encode(texts, sentences, progress=False):  # the update's call, not a question's
+        started.set()
+        release.wait(10)
+        return real_encode(texts, sentences, progress)
 
-    encoder.encode = slow_encode
+    encoder.encode_passages = slow_encode
     src = tmp_path / "tmp-upload"
     src.write_text(NEW, encoding="utf-8")
     result = {}

@@ -1,10 +1,13 @@
-"""Pure parts of retrieval (query building, fusion) and retrieval over a fake-encoded index."""
+"""Query building, and retrieval over a fake-encoded index (fusion itself: test_fusion.py)."""
 
 import pytest
 
-from embeddings.indexer import open_index, update_index
+from embeddings.indexer import update_index
+from embeddings.reader import open_index
 from embeddings.store import Filters
-from qa.retrieve import Retriever, content_words, fts_query, fuse, rrf
+import numpy as np
+
+from qa.retrieve import Retriever, content_words, fts_query
 from qa.settings import Settings
 
 
@@ -16,22 +19,6 @@ def test_fts_query_quotes_content_words_and_keeps_acronyms():
 
 def test_content_words_dedupes_in_order():
     assert content_words("Syria, syria and SYRIA's border") == ["syria", "border"]
-
-
-def test_fuse_mixes_cosine_and_normalised_bm25():
-    fused = fuse({1: 0.8, 2: 0.4}, {2: 10.0, 3: 5.0}, dense_weight=0.5)
-    assert fused == pytest.approx({1: 0.4, 2: 0.7, 3: 0.25})
-
-
-def test_lexical_power_sharpens_partial_bm25_matches():
-    fused = fuse({1: 0.8, 2: 0.4}, {2: 10.0, 3: 5.0}, dense_weight=0.5, lexical_power=2.0)
-    assert fused == pytest.approx({1: 0.4, 2: 0.7, 3: 0.125})
-
-
-def test_rrf():
-    scores = rrf([[1, 2], [2, 3]], c=60)
-    assert scores[2] == pytest.approx(1 / 62 + 1 / 61)
-    assert max(scores, key=scores.get) == 2
 
 
 @pytest.fixture
@@ -57,3 +44,27 @@ def test_filters_restrict_both_retrievers(retriever):
     hits = retriever.search("ferry library villages", k=10, filters=Filters(since="2018-05-03"))
     assert {h.passage.date for h in hits} == {"2018-05-03"}
     assert retriever.search("ferry", filters=Filters(until="2000-01-01")) == []
+
+
+def test_an_unknown_method_is_an_error(retriever):
+    with pytest.raises(ValueError, match="unknown retrieval method 'bm42'"):
+        retriever.search("ferry", method="bm42")
+
+
+@pytest.mark.parametrize("method", ["hybrid", "dense", "lexical", "rrf"])
+def test_hits_carry_the_cosine_bm25_and_sentence_scores_actually_used(retriever, method):
+    """Every hit's cosine is its passage vector's (also for candidates BM25 alone found), its
+    BM25 is on the normalised scale, and it has one score per stored sentence."""
+    index = retriever.index
+    qvec = retriever.encoder.encode(["ferry strike crew island"])[0]
+    hits = retriever.search("ferry strike crew island", k=10, method=method)
+    stored = index.store.sentences([h.passage.id for h in hits])
+    for h in hits:
+        vector = index.vectors.scores(qvec, [h.passage.id])[h.passage.id]
+        assert h.dense == pytest.approx(vector, abs=1e-6)
+        assert 0.0 <= h.lexical <= 1.0
+        spans, vectors = stored[h.passage.id]
+        assert h.passage.sentences == spans and len(h.sentences) == len(spans)
+        np.testing.assert_allclose(h.sentences, vectors @ qvec, atol=1e-6)
+    lexical = [h for h in hits if h.lexical > 0]
+    assert lexical and max(h.lexical for h in lexical) == pytest.approx(1.0) if method != "dense" else True

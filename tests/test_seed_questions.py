@@ -2,7 +2,8 @@
 
 import pytest
 
-from embeddings.indexer import open_index, update_index
+from embeddings.indexer import update_index
+from embeddings.reader import open_index
 from embeddings.store import Filters
 from qa.answer import NOT_COVERED
 from qa.pipeline import ask

@@ -1,0 +1,153 @@
+"""Open an index directory for searching, and repair its derived vector file.
+
+The read side of the index: ``qa/`` imports this module, never the builder
+(``embeddings/indexer.py``). An opened index is a snapshot (see ``open_index``).
+
+Layout of an index directory::
+
+    index/
+      store.sqlite    articles, passages, vectors, sentence vectors, FTS5 (the source of truth)
+      vectors.faiss   the vector index keyed by passage id (derived; rebuilt if stale)
+      manifest.json   format, model, chunker, vector index, counts, versions (derived)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.manifest import (IndexMismatch, IndexProblem, build_block, check_compatible, read_manifest,
+                                 write_manifest)
+from embeddings.settings import IndexSettings
+from embeddings.store import Store
+from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index, make_vector_index
+
+logger = logging.getLogger(__name__)
+
+STORE_FILE = "store.sqlite"
+VECTORS_FILE = "vectors.faiss"
+LOCK_FILE = ".lock"
+
+
+@dataclass
+class LoadedIndex:
+    """An opened index directory: the store, the vector index and the manifest."""
+
+    directory: Path
+    store: Store
+    vectors: VectorIndex
+    manifest: dict
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def recorded_model(directory: Path) -> dict | None:
+    """The model block of the index's manifest (what ``auto`` settings follow), if readable."""
+    try:
+        return read_manifest(Path(directory)).get("model")
+    except (IndexProblem, AttributeError):
+        return None
+
+
+def encoder_for(settings: IndexSettings):
+    """The encoder to search or update the index under ``settings`` with: ``auto`` backend
+    and precision follow what the index was built with (see ``encoder.resolve``)."""
+    from embeddings.encoder import make_encoder
+
+    return make_encoder(settings, recorded_model(settings.index_dir))
+
+
+def expected_build(settings: IndexSettings, identity: dict, dimension: int) -> dict:
+    """The build block an index must carry to be searched with this encoder and settings."""
+    return build_block(identity, dimension, settings.chunker(), settings.sentence_vectors)
+
+
+def vectors_from_store(store: Store, setting: str) -> VectorIndex:
+    """A vector index of the kind ``setting`` asks for, built from the stored vectors
+    (no encoding). The IVF quantiser trains on the vectors themselves."""
+    count = store.counts()["passages"]
+    kind = choose_kind(setting, count)
+    if kind == "flat":
+        index = make_vector_index("flat", store.dimension)
+        for ids, vectors in store.iter_vectors():
+            index.add(ids, vectors)
+        return index
+    ids, vectors = store.vectors()
+    return make_vector_index(kind, store.dimension, ids, vectors)
+
+
+def vector_index_info(index: VectorIndex) -> dict:
+    """What the manifest records about the vector index."""
+    info = {"kind": index.kind, "count": index.count()}
+    if index.kind == "ivf":
+        info.update(nlist=index.nlist, nprobe=index.nprobe)
+    return info
+
+
+def save_derived(directory: Path, store: Store, vectors: VectorIndex) -> dict:
+    """Write ``vectors.faiss`` and then ``manifest.json`` for the store as it is now."""
+    vectors.save(directory / VECTORS_FILE)
+    return write_manifest(directory, store.get_meta("build"), store.generation,
+                          store.get_meta("updated_at"), store.counts(), vector_index_info(vectors))
+
+
+def _repair_vectors_file(directory: Path, snapshot: Store, vectors: VectorIndex) -> dict | None:
+    """Save the rebuilt vectors when no update runs and the snapshot is still the latest."""
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(directory / LOCK_FILE), timeout=0):
+            with Store(directory / STORE_FILE) as live:
+                if live.generation != snapshot.generation:
+                    return None  # an update committed meanwhile and wrote its own file
+            return save_derived(directory, snapshot, vectors)
+    except (Timeout, OSError):
+        return None  # busy or read-only: the rebuilt vectors still serve from memory
+
+
+def open_index(settings: IndexSettings, identity: dict, dimension: int) -> LoadedIndex:
+    """Open the index for searching, refusing one built with another model or chunker.
+
+    The opened index is a snapshot: the store is read inside one read transaction and the
+    vector file is checked to hold exactly the snapshot's passage ids (ids are never reused
+    and a passage's vector never changes, so equal ids mean equal contents). A vector file
+    that does not match (one written by an update that committed after the snapshot, or
+    one left stale by an interrupted update) or cannot be read is rebuilt from the vectors
+    in the store, without re-encoding. Updates that commit later are not seen until the
+    index is reopened.
+    """
+    directory = Path(settings.index_dir)
+    manifest = read_manifest(directory)
+    expected = expected_build(settings, identity, dimension)
+    check_compatible(directory, manifest, expected)
+    store = Store(directory / STORE_FILE, snapshot=True)
+    try:
+        stored_build = store.get_meta("build")
+        if stored_build is None:
+            raise IndexMismatch(f"{directory}/{STORE_FILE} is empty or missing: rebuild with "
+                                f"`qa index --rebuild --index-dir {directory}`")
+        check_compatible(directory, stored_build, expected)
+        vectors = _load_vectors(directory / VECTORS_FILE)
+        if vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids()):
+            logger.info("%s does not match the store; rebuilding it from the stored vectors",
+                        directory / VECTORS_FILE)
+            vectors = vectors_from_store(store, settings.vector_index)
+            manifest = _repair_vectors_file(directory, store, vectors) or manifest
+        return LoadedIndex(directory, store, vectors, manifest)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _load_vectors(path: Path) -> VectorIndex | None:
+    if not path.exists():
+        return None
+    try:
+        return load_vector_index(path)
+    except ValueError as e:
+        logger.warning("%s", e)
+        return None
