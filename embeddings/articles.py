@@ -109,8 +109,8 @@ def read_text(path: Path) -> str:
     except OSError as e:
         raise ArticleError(path, f"cannot be read ({e.strerror})") from e
     if size > MAX_FILE_BYTES:
-        raise ArticleError(path, f"is too large ({size / 1e6:.1f} MB; the limit is "
-                                 f"{MAX_FILE_BYTES / 1e6:.0f} MB): split it into smaller files")
+        raise ArticleError(path, f"is too large ({size / 2**20:.1f} MB; the limit is "
+                                 f"{MAX_FILE_BYTES / 2**20:.0f} MB): split it into smaller files")
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise ArticleError(path, "looks like a binary file (it contains NUL bytes), not text")

@@ -38,7 +38,7 @@ class IndexSettings:
             free, from the pass that encodes the passage) or ``separate`` (each sentence
             encoded on its own: slightly better rankings, twice the encoding time). See
             docs/evaluation.md for the figures behind the default.
-        batch_size: passages encoded per forward pass; larger pads more (16 measured best).
+        batch_size: passages encoded per forward pass; larger pads more (8 measured best).
         commit_every: passages encoded between two commits of an update: memory stays
             bounded, and a run that is stopped resumes after its last commit.
         model_cache: where the OpenVINO conversion of the model is kept (None: not kept).
@@ -53,7 +53,7 @@ class IndexSettings:
     target_tokens: int = 128
     overlap_sentences: int = 1
     sentence_vectors: str = "in-context"
-    batch_size: int = 16
+    batch_size: int = 8
     commit_every: int = 1000
     model_cache: Path | None = None
 

@@ -90,14 +90,19 @@ class ArticleSummary:
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict retrieval to articles dated within ``[since, until]`` and/or from ``sources``."""
+    """Restrict retrieval to articles dated within ``[since, until]`` and/or from ``sources``.
+
+    ``as_of``: only what could have been read that day: articles dated after it are left
+    out, undated ones stay (the evaluation asks each news question as of its date).
+    """
 
     since: str | None = None
     until: str | None = None
     sources: tuple[str, ...] = ()
+    as_of: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.since or self.until or self.sources)
+        return bool(self.since or self.until or self.sources or self.as_of)
 
     def sql(self) -> tuple[str, list]:
         """A WHERE clause over ``articles AS a`` and its parameters."""
@@ -111,6 +116,9 @@ class Filters:
         if self.sources:
             clauses.append(f"lower(a.source) IN ({','.join('?' * len(self.sources))})")
             params.extend(s.lower() for s in self.sources)
+        if self.as_of:
+            clauses.append("(a.date IS NULL OR a.date <= ?)")
+            params.append(self.as_of)
         return (" AND ".join(clauses) or "1"), params
 
 
@@ -325,7 +333,17 @@ class Store:
             last = int(ids[-1])
             yield ids, vectors
 
-    def lexical_words(self, words: list[str], budget: int | None = None) -> list[str]:
+    def term_counts(self, words: list[str]) -> list[tuple[list[str], int]]:
+        """Per word: the terms the index holds for it (FTS5's stems) and how many passages
+        hold them (the rarest of its terms; 0 when none does)."""
+        stems = Terms.get().of_words(words)
+        flat = sorted({t for ts in stems for t in ts})
+        docs = dict(self.conn.execute(
+            f"SELECT term, docs FROM lexicon WHERE term IN ({','.join('?' * len(flat))})", flat)) if flat else {}
+        return [(ts, min((docs.get(t, 0) for t in ts), default=0)) for ts in stems]
+
+    def lexical_words(self, words: list[str], budget: int | None = None,
+                      counts: list[tuple[list[str], int]] | None = None) -> list[str]:
         """The query words BM25 should read: rarest first, until their passage counts add up
         to ``budget``.
 
@@ -333,22 +351,18 @@ class Store:
         "president") costs time in proportion to how many passages hold it while adding
         little to BM25 (its IDF is low). Reading words rarest first within a budget of
         postings keeps a query's cost flat however large the archive grows; the rarest word
-        is always read. Words no passage holds cost nothing and are kept.
+        is always read. Words no passage holds cost nothing and are kept. ``counts`` is
+        ``term_counts(words)`` when the caller has it.
         """
         if budget is None or not words:
             return list(words)
-        stems = Terms.get().of_words(words)
-        flat = sorted({t for ts in stems for t in ts})
-        docs = dict(self.conn.execute(
-            f"SELECT term, docs FROM lexicon WHERE term IN ({','.join('?' * len(flat))})", flat)) if flat else {}
-        costs = [sum(docs.get(t, 0) for t in ts) for ts in stems]
-        rarity = [min((docs.get(t, 0) for t in ts), default=0) for ts in stems]
+        counts = counts if counts is not None else self.term_counts(words)
         chosen, spent = set(), 0
-        for n in sorted(range(len(words)), key=lambda n: (rarity[n], n)):
-            if chosen and spent + costs[n] > budget:
+        for n in sorted(range(len(words)), key=lambda n: (counts[n][1], n)):
+            if chosen and spent + counts[n][1] > budget:
                 break
             chosen.add(n)
-            spent += costs[n]
+            spent += counts[n][1]
         return [w for n, w in enumerate(words) if n in chosen]
 
     def lexical_search(self, match: str, k: int, filters: Filters = Filters(),

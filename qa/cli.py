@@ -116,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure retrieval on a question set")
     p.add_argument("format", choices=["squad"])
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, nargs="+", help="SQuAD-format question sets (several: with --cross-validate)")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="keep the evaluation's index here (a second run re-encodes nothing); default: temporary")
     p.add_argument("--method", choices=["lexical", "dense", "rrf", "hybrid", "all"], default="all")
     p.add_argument("--limit", type=int, default=None, help="evenly spread subset of N questions")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
@@ -282,23 +284,27 @@ def cmd_serve(args, settings: Settings) -> int:
 def cmd_eval(args, settings: Settings) -> int:
     from qa.evaluate import METHODS, evaluate_squad, format_table, save_report
 
-    if not args.path.exists():
-        print(f"qa eval: {args.path}: no such file", file=sys.stderr)
+    missing = [p for p in args.path if not p.exists()]
+    if missing:
+        print(f"qa eval: {missing[0]}: no such file", file=sys.stderr)
         return 2
     if args.cross_validate:
         from qa.tune import cross_validate, format_cv
 
         report = cross_validate(args.path, settings, encoder_for(settings), args.folds,
-                                progress=sys.stderr.isatty())
+                                progress=sys.stderr.isatty(), work_dir=args.work_dir)
         print(format_cv(report))
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             print(f"report: {args.json}")
         return 0
+    if len(args.path) > 1:
+        print("qa eval: name one question set (several only with --cross-validate)", file=sys.stderr)
+        return 2
     methods = METHODS if args.method == "all" else (args.method,)
-    report = evaluate_squad(args.path, settings, encoder_for(settings), methods, args.limit,
-                            progress=sys.stderr.isatty())
+    report = evaluate_squad(args.path[0], settings, encoder_for(settings), methods, args.limit,
+                            progress=sys.stderr.isatty(), work_dir=args.work_dir)
     print(format_table(report))
     if args.json:
         plot = save_report(report, args.json)

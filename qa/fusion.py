@@ -7,7 +7,9 @@ candidate ``i`` carries:
 * ``dense[i]``: the cosine of its passage vector to the query;
 * ``lexical[i]``: its BM25 divided by the best BM25 of the query (1.0 = the best lexical
   match, 0.0 = no query word); always this scale, whatever the method;
-* ``sentence[i]``: the best score of one of its sentences (see ``Retriever``).
+* ``sentence[i]``: the best score of one of its sentences, a sentence's score being
+  ``cosine + sentence_lexical * coverage`` (``sentence_scores``): its vector's cosine to
+  the query, plus the IDF-weighted share of the query's words it holds.
 
 Methods:
 
@@ -38,6 +40,16 @@ class Weights:
     lexical_power: float = 3.0
     sentence_weight: float = 0.7
     rescore_depth: int = 50
+    sentence_lexical: float = 0.0
+
+
+def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weights: Weights) -> np.ndarray:
+    """Each sentence's score: its cosine plus ``sentence_lexical`` times its query-word coverage.
+
+    >>> sentence_scores(np.array([0.5, 0.4]), np.array([0.0, 1.0]), Weights(sentence_lexical=0.2)).tolist()
+    [0.5, 0.6000000000000001]
+    """
+    return np.asarray(cosines, float) + weights.sentence_lexical * np.asarray(coverage, float)
 
 
 def check_method(method: str) -> str:

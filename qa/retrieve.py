@@ -49,7 +49,9 @@ class Hit:
         score: the score it was ranked by (the method's own scale).
         dense: the cosine of the passage vector to the query.
         lexical: its BM25 divided by the query's best BM25 (0 to 1; 0: no query word).
-        sentences: the score of each sentence of ``passage.sentences``, in order.
+        sentences: the score of each sentence of ``passage.sentences``, in order
+            (``qa.fusion.sentence_scores``: cosine plus weighted query-word coverage).
+        sentence_cosines: each sentence's cosine alone.
     """
 
     passage: StoredPassage
@@ -57,6 +59,7 @@ class Hit:
     dense: float
     lexical: float
     sentences: tuple[float, ...] = ()
+    sentence_cosines: tuple[float, ...] = ()
 
     @property
     def best_sentence(self) -> int | None:
@@ -65,9 +68,45 @@ class Hit:
 
     @property
     def relevance(self) -> float:
-        """The evidence that the passage answers the query, which the "not covered" rule
-        reads: its best sentence's score (the passage's cosine if it has none)."""
-        return max(self.sentences) if self.sentences else self.dense
+        """The semantic evidence that the passage answers the query, which the "not covered"
+        rule reads: its best sentence's cosine (the passage's cosine if it has none)."""
+        return max(self.sentence_cosines) if self.sentence_cosines else self.dense
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """The question's words as a sentence is checked for them: a prefix to find in it (the
+    word's beginning it shares with its FTS5 stem: "villages" -> "villag", "military" ->
+    "militar") and a weight (the stem's IDF in this index)."""
+
+    prefixes: tuple[str, ...]
+    weights: np.ndarray
+    pattern: re.Pattern | None
+    order: tuple[int, ...] = ()  # the word each group of ``pattern`` stands for (longest first)
+
+    def coverage(self, text: str, spans) -> np.ndarray:
+        """Per ``(start, end)`` span of ``text``: the weighted share of the words it holds."""
+        out = np.zeros(len(spans))
+        total = float(self.weights.sum())
+        if self.pattern is None or not len(spans) or total <= 0:
+            return out
+        starts = np.array([a for a, _ in spans])
+        found = [set() for _ in spans]
+        for m in self.pattern.finditer(text):
+            n = int(np.searchsorted(starts, m.start(), side="right")) - 1
+            if n >= 0 and m.start() < spans[n][1]:
+                found[n].add(self.order[m.lastindex - 1])
+        for n, words in enumerate(found):
+            out[n] = sum(self.weights[w] for w in words) / total
+        return out
+
+
+@dataclass(frozen=True)
+class SentenceEvidence:
+    """Per sentence of a passage: its vector's cosine to the query and its query-word coverage."""
+
+    cosines: np.ndarray
+    coverage: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -114,6 +153,7 @@ class Retriever:
         self.index = index
         self.encoder = encoder
         self.settings = settings
+        self._passages = None  # the snapshot's passage count, for IDF
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
                method: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -129,16 +169,46 @@ class Retriever:
         if found is None or not len(found.ids):
             return []
         weights = s.weights()
-        sentences = self.sentence_scores(qvec, found.ids[fusion.rescore_positions(
-            method, found.dense, found.lexical, weights)])
-        best = np.array([max(sentences.get(int(i), (0.0,)), default=0.0) for i in found.ids])
+        terms = self.query_terms(query) if weights.sentence_lexical > 0 else None
+        rescored = [int(i) for i in found.ids[fusion.rescore_positions(method, found.dense, found.lexical, weights)]]
+        passages = self.index.store.passages(rescored)
+        evidence = self.sentence_evidence(qvec, passages, terms)
+        best = np.array([_best(evidence.get(int(i)), weights) for i in found.ids])
         order, scores = fusion.rank(method, found.dense, found.lexical, best, weights)
         top = [int(found.ids[i]) for i in order[:k]]
-        sentences.update(self.sentence_scores(qvec, [i for i in top if i not in sentences]))
-        passages = self.index.store.passages(top)
-        return [Hit(passages[int(found.ids[i])], float(scores[i]), float(found.dense[i]),
-                    float(found.lexical[i]), sentences.get(int(found.ids[i]), ()))
-                for i in order[:k]]
+        more = self.index.store.passages([i for i in top if i not in passages])
+        passages.update(more)
+        evidence.update(self.sentence_evidence(qvec, more, terms))
+        hits = []
+        for i in order[:k]:
+            pid = int(found.ids[i])
+            e = evidence[pid]
+            hits.append(Hit(passages[pid], float(scores[i]), float(found.dense[i]), float(found.lexical[i]),
+                            tuple(float(x) for x in fusion.sentence_scores(e.cosines, e.coverage, weights)),
+                            tuple(float(x) for x in e.cosines)))
+        return hits
+
+    def query_terms(self, query: str) -> QueryTerms:
+        """The question's content words with their IDF in this index, to find in sentences."""
+        words = content_words(query)
+        counts = self.index.store.term_counts(words)
+        total = max(self.passage_count, 1)
+        prefixes, weights = [], []
+        for word, (stems, docs) in zip(words, counts):
+            stem = stems[0] if stems else word
+            shared = len(_common_prefix(word, stem))
+            prefixes.append(word[:max(shared, min(3, len(word)))])
+            weights.append(float(np.log(1 + total / (1 + docs))))
+        order = sorted(range(len(prefixes)), key=lambda n: -len(prefixes[n]))  # "leader" before "lead"
+        pattern = re.compile(r"\b(?:" + "|".join(f"({re.escape(prefixes[n])})" for n in order) + ")",
+                             re.IGNORECASE) if prefixes else None
+        return QueryTerms(tuple(prefixes), np.array(weights), pattern, tuple(order))
+
+    @property
+    def passage_count(self) -> int:
+        if self._passages is None:
+            self._passages = self.index.store.counts()["passages"]
+        return self._passages
 
     def candidates(self, query: str, qvec: np.ndarray, filters: Filters = Filters(),
                    depth: int | None = None, method: str = "hybrid") -> Candidates | None:
@@ -165,7 +235,26 @@ class Retriever:
         return Candidates(ids, np.array([dense.get(int(i), 0.0) for i in ids]),
                           np.array([lexical.get(int(i), 0.0) / top if top > 0 else 0.0 for i in ids]))
 
-    def sentence_scores(self, qvec: np.ndarray, ids) -> dict[int, tuple[float, ...]]:
-        """Per passage id, the cosine of each of its stored sentence vectors to the query."""
-        stored = self.index.store.sentences([int(i) for i in ids])
-        return {pid: tuple(float(x) for x in vectors @ qvec) for pid, (_, vectors) in stored.items()}
+    def sentence_evidence(self, qvec: np.ndarray, passages: dict[int, StoredPassage],
+                          terms: QueryTerms | None) -> dict[int, SentenceEvidence]:
+        """Per passage: each stored sentence vector's cosine to the query, and each sentence's
+        coverage of the query's words (zeros when ``terms`` is None)."""
+        stored = self.index.store.sentences(list(passages))
+        out = {}
+        for pid, (spans, vectors) in stored.items():
+            coverage = terms.coverage(passages[pid].text, spans) if terms else np.zeros(len(spans))
+            out[pid] = SentenceEvidence(vectors @ qvec, coverage)
+        return out
+
+
+def _best(evidence: SentenceEvidence | None, weights: fusion.Weights) -> float:
+    if evidence is None or not len(evidence.cosines):
+        return 0.0
+    return float(fusion.sentence_scores(evidence.cosines, evidence.coverage, weights).max())
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]

@@ -30,6 +30,9 @@ class Settings:
         sentence_weight: weight of the best single sentence's similarity to the question
             when rescoring the fused candidates (0 turns sentence rescoring off).
         rescore_depth: how many fused candidates are rescored by sentence.
+        sentence_lexical: weight of a sentence's query-word coverage (the IDF-weighted share
+            of the question's words it holds) added to its cosine, for ranking by sentence
+            and for choosing the sentence the answer quotes.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -47,6 +50,7 @@ class Settings:
     lexical_power: float = 3.0
     sentence_weight: float = 0.7
     rescore_depth: int = 50
+    sentence_lexical: float = 0.0
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
@@ -54,4 +58,5 @@ class Settings:
 
     def weights(self) -> Weights:
         """The hybrid's weights, as ``qa.fusion`` takes them."""
-        return Weights(self.dense_weight, self.lexical_power, self.sentence_weight, self.rescore_depth)
+        return Weights(self.dense_weight, self.lexical_power, self.sentence_weight, self.rescore_depth,
+                       self.sentence_lexical)

@@ -11,7 +11,6 @@ weights never saw.
 from __future__ import annotations
 
 import itertools
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +18,15 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from qa import fusion
-from qa.evaluate import build_index, contains_answer, load_squad, normalize_answer
-from qa.retrieve import Retriever
+from qa.evaluate import _workdir, as_of_filter, build_index, contains_answer, load_squad, normalize_answer
+from qa.retrieve import Retriever, _best
 from qa.settings import Settings
 
-DENSE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-SENTENCE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-RESCORE_DEPTHS = (20, 30, 50)
-LEXICAL_POWERS = (1.0, 1.5, 2.0, 3.0)
+DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+SENTENCE_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
+RESCORE_DEPTHS = (30, 50)
+LEXICAL_POWERS = (1.0, 2.0, 3.0)
+SENTENCE_LEXICAL = (0.0, 0.1, 0.2, 0.3)
 
 
 @dataclass
@@ -35,13 +35,14 @@ class _Scored:
     ids: np.ndarray        # candidate passage ids
     dense: np.ndarray      # cosine
     lexical: np.ndarray    # BM25 / best BM25 of the query
-    sentence: np.ndarray   # best sentence cosine
+    sentence: dict         # sentence_lexical -> best sentence score of each candidate
     relevant: np.ndarray   # passage contains a gold answer
 
 
-def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int, power: float) -> int | None:
-    ranked, _ = fusion.rank("hybrid", scored.dense, scored.lexical, scored.sentence,
-                            fusion.Weights(dw, power, sw, depth))
+def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int, power: float,
+                   beta: float = 0.0) -> int | None:
+    ranked, _ = fusion.rank("hybrid", scored.dense, scored.lexical, scored.sentence[beta],
+                            fusion.Weights(dw, power, sw, depth, beta))
     hits = np.nonzero(scored.relevant[ranked])[0]
     return int(hits[0]) + 1 if len(hits) else None
 
@@ -53,85 +54,131 @@ def _metrics(ranks: list[int | None]) -> dict:
             "mrr10": sum(1 / r for r in ranks if r and r <= 10) / n, "questions": len(ranks)}
 
 
-def cross_validate(path: Path, settings: Settings, encoder: Encoder, folds: int = 4,
-                   progress: bool = True) -> dict:
-    """Per-fold chosen weights and held-out figures, plus the pooled held-out figures."""
-    report = choose_weights(score_questions(path, settings, encoder, progress), settings, folds)
-    report["dataset"] = str(path)
+KEYS = ("dense_weight", "sentence_weight", "rescore_depth", "lexical_power", "sentence_lexical")
+
+
+def cross_validate(paths: list[Path], settings: Settings, encoder: Encoder, folds: int = 4,
+                   progress: bool = True, work_dir: Path | None = None) -> dict:
+    """Per-fold chosen weights and held-out figures for each question set, and pooled ones."""
+    sets = {Path(p).name: score_questions(Path(p), settings, encoder, progress,
+                                          Path(work_dir) / Path(p).stem if work_dir else None) for p in paths}
+    report = choose_weights(sets, settings, folds)
+    report["datasets"] = [str(p) for p in paths]
     return report
 
 
-def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: bool = True) -> list[_Scored]:
-    """Every question's candidates with their cosine, BM25 and best-sentence scores."""
+def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: bool = True,
+                    work_dir: Path | None = None) -> list[_Scored]:
+    """Every question's candidates with their cosine, BM25 and best-sentence scores.
+
+    Questions are grouped for the folds by the week they were asked about when the set says
+    (news), else by article (SQuAD).
+    """
     from tqdm import tqdm
 
     lines, questions = load_squad(path)
-    with tempfile.TemporaryDirectory(prefix="qa-tune-") as tmp:
-        index, settings = build_index(lines, settings, encoder, Path(tmp), progress)
+    with _workdir(work_dir) as tmp:
+        index, settings = build_index(lines, settings, encoder, tmp, progress)
         retriever = Retriever(index, encoder, settings)
         qvecs = encoder.encode([q.text for q in questions], progress=progress)
         scored = []
         for q, qvec in tqdm(list(zip(questions, qvecs)), desc="scoring", disable=not progress):
-            found = retriever.candidates(q.text, qvec)
-            sentences = retriever.sentence_scores(qvec, found.ids)
+            found = retriever.candidates(q.text, qvec, as_of_filter(q))
+            if found is None:
+                continue
             passages = index.store.passages(found.ids.tolist())
+            evidence = retriever.sentence_evidence(qvec, passages, retriever.query_terms(q.text))
+            best = {beta: np.array([_best(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
+                                    for i in found.ids]) for beta in SENTENCE_LEXICAL}
             golds = [normalize_answer(a) for a in q.answers]
-            scored.append(_Scored(
-                q.article, found.ids, found.dense, found.lexical,
-                np.array([max(sentences[int(i)], default=0.0) for i in found.ids]),
-                np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids])))
+            scored.append(_Scored(q.asked_on or q.article, found.ids, found.dense, found.lexical, best,
+                                  np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids])))
         index.close()
     return scored
 
 
-def choose_weights(scored: list[_Scored], settings: Settings, folds: int = 4) -> dict:
-    """Grid-search the weights on all folds but one, report that one; once per fold."""
-    articles = sorted({s.article for s in scored})
-    fold_of = {a: n % folds for n, a in enumerate(articles)}
-    grid = list(itertools.product(DENSE_WEIGHTS, SENTENCE_WEIGHTS, RESCORE_DEPTHS, LEXICAL_POWERS))
-    ranks = {w: [_rank_of_first(s, *w) for s in scored] for w in grid}
-    report, pooled = {"folds": []}, []
+def choose_weights(sets: dict[str, list[_Scored]], settings: Settings, folds: int = 4) -> dict:
+    """Grid-search the weights on all folds but one, report that one; once per fold.
+
+    Each set's groups (articles, or weeks) are dealt into ``folds`` folds, and fold ``f`` of
+    every set is held out together. A setting is scored on the training folds by the worse
+    of the sets: its MRR@10 on a set divided by the best MRR@10 any setting reaches there,
+    so a setting must hold on every kind of question, not on the average.
+    """
+    grid = list(itertools.product(DENSE_WEIGHTS, SENTENCE_WEIGHTS, RESCORE_DEPTHS, LEXICAL_POWERS, SENTENCE_LEXICAL))
+    fold_of, ranks = {}, {}
+    for name, scored in sets.items():
+        groups = sorted({s.article for s in scored})
+        fold_of[name] = [groups.index(s.article) % folds for s in scored]
+        ranks[name] = {w: [_rank_of_first(s, *w) for s in scored] for w in grid}
+
+    def choose(part):
+        return _worse_set_best({name: {w: _metrics([ranks[name][w][i] for i in part(name)])["mrr10"]
+                                       for w in grid} for name in sets})
+
+    def named(w):
+        return dict(zip(KEYS, w))
+
+    report = {"folds": [], "held_out": {}, "grid": len(grid)}
+    pooled = {name: [] for name in sets}
     for f in range(folds):
-        train = [i for i, s in enumerate(scored) if fold_of[s.article] != f]
-        test = [i for i, s in enumerate(scored) if fold_of[s.article] == f]
-        best = max(grid, key=lambda w: _metrics([ranks[w][i] for i in train])["mrr10"])
-        held_out = [ranks[best][i] for i in test]
-        pooled.extend(held_out)
-        report["folds"].append({"dense_weight": best[0], "sentence_weight": best[1], "rescore_depth": best[2],
-                                "lexical_power": best[3],
-                                "train": _metrics([ranks[best][i] for i in train]),
-                                "test": _metrics(held_out),
-                                "test_articles": [a for a in articles if fold_of[a] == f]})
-    report["held_out"] = _metrics(pooled)
-    everything = max(grid, key=lambda w: _metrics(ranks[w])["mrr10"])
-    report["best_on_all"] = {"dense_weight": everything[0], "sentence_weight": everything[1],
-                             "rescore_depth": everything[2],
-                             "lexical_power": everything[3], **_metrics(ranks[everything])}
-    current = (settings.dense_weight, settings.sentence_weight, settings.rescore_depth, settings.lexical_power)
-    if current in ranks:
-        report["current"] = {"dense_weight": current[0], "sentence_weight": current[1],
-                             "rescore_depth": current[2],
-                             "lexical_power": current[3], **_metrics(ranks[current])}
-    report["grid_all"] = {f"dw={dw} sw={sw} depth={d} power={p}": _metrics(r)
-                          for (dw, sw, d, p), r in ranks.items()}
-    report["questions"] = len(scored)
+        train = lambda name: [i for i, g in enumerate(fold_of[name]) if g != f]  # noqa: E731
+        test = lambda name: [i for i, g in enumerate(fold_of[name]) if g == f]  # noqa: E731
+        best = choose(train)
+        entry = {**named(best), "sets": {}}
+        for name in sets:
+            held = [ranks[name][best][i] for i in test(name)]
+            pooled[name].extend(held)
+            entry["sets"][name] = {"train": _metrics([ranks[name][best][i] for i in train(name)]),
+                                   "test": _metrics(held)}
+        report["folds"].append(entry)
+    report["held_out"] = {name: _metrics(r) for name, r in pooled.items()}
+    everything = choose(lambda name: range(len(sets[name])))
+    report["best_on_all"] = {**named(everything),
+                             "sets": {name: _metrics(ranks[name][everything]) for name in sets}}
+    current = (settings.dense_weight, settings.sentence_weight, settings.rescore_depth, settings.lexical_power,
+               settings.sentence_lexical)
+    if current in grid:
+        report["current"] = {**named(current), "sets": {name: _metrics(ranks[name][current]) for name in sets}}
+    report["grid_all"] = {name: {" ".join(f"{k}={v}" for k, v in named(w).items()): _metrics(ranks[name][w])
+                                 for w in grid} for name in sets}
+    report["questions"] = {name: len(s) for name, s in sets.items()}
     return report
+
+
+def _worse_set_best(per_set: dict[str, dict]) -> tuple:
+    """The setting whose worse set does best, each set's MRR@10 taken relative to the best
+    any setting reaches on it (ties: the first setting of the grid).
+
+    >>> _worse_set_best({"squad": {"A": 0.93, "B": 0.92}, "news": {"A": 0.30, "B": 0.40}})
+    'B'
+    """
+    top = {name: max(v.values()) or 1.0 for name, v in per_set.items()}
+    settings = list(next(iter(per_set.values())))
+    return max(settings, key=lambda w: min(v[w] / top[name] for name, v in per_set.items()))
 
 
 def format_cv(report: dict) -> str:
     """Per-fold choices and held-out figures as a table."""
     def name(w):
         return (f"dw={w['dense_weight']} sw={w['sentence_weight']} depth={w['rescore_depth']} "
-                f"power={w['lexical_power']}")
+                f"power={w['lexical_power']} slex={w['sentence_lexical']}")
 
     def row(label, m):
-        return (f"{label:<52} {m['r1']:>7.3f} {m['r5']:>7.3f} {m['r20']:>7.3f} {m['mrr10']:>7.3f} "
+        return (f"{label:<70} {m['r1']:>7.3f} {m['r5']:>7.3f} {m['r20']:>7.3f} {m['mrr10']:>7.3f} "
                 f"{m['questions']:>6}")
-    lines = [f"{'':<52} {'ansR@1':>7} {'ansR@5':>7} {'ansR@20':>7} {'MRR@10':>7} {'qs':>6}"]
+    lines = [f"{'':<70} {'ansR@1':>7} {'ansR@5':>7} {'ansR@20':>7} {'MRR@10':>7} {'qs':>6}"]
     for n, f in enumerate(report["folds"], 1):
-        lines += [row(f"fold {n} train, {name(f)}", f["train"]), row(f"fold {n} held out", f["test"])]
-    lines.append(row("held out, pooled", report["held_out"]))
-    lines.append(row(f"best on all, {name(report['best_on_all'])}", report["best_on_all"]))
+        lines.append(f"fold {n}: chosen on the other folds: {name(f)}")
+        for set_name, m in f["sets"].items():
+            lines.append(row(f"  {set_name} held out", m["test"]))
+    for set_name, m in report["held_out"].items():
+        lines.append(row(f"{set_name}: held out, pooled", m))
+    lines.append(f"best on all: {name(report['best_on_all'])}")
+    for set_name, m in report["best_on_all"]["sets"].items():
+        lines.append(row(f"  {set_name}", m))
     if "current" in report:
-        lines.append(row(f"default, {name(report['current'])}", report["current"]))
+        lines.append(f"default: {name(report['current'])}")
+        for set_name, m in report["current"]["sets"].items():
+            lines.append(row(f"  {set_name}", m))
     return "\n".join(lines)

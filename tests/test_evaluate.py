@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from qa.evaluate import evaluate_squad, format_table, load_squad, normalize_answer, save_report
+from qa.evaluate import contains_answer, evaluate_squad, format_table, load_squad, normalize_answer, save_report
 from qa.settings import Settings
 from tests.conftest import ROOT, SQUAD
 
@@ -25,6 +25,48 @@ TINY = {"data": [
 def test_normalize_answer_follows_squad():
     assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
     assert normalize_answer("an Apple, a day") == "apple day"
+
+
+def test_answers_match_whole_tokens_only():
+    assert not contains_answer("Indiana Jones rode on.", [normalize_answer("India")])
+    assert not contains_answer("A trip to Vietnam.", [normalize_answer("Etna")])
+    assert contains_answer("The capital of India is Delhi.", [normalize_answer("India")])
+    assert contains_answer("At the Eiffel Tower!", [normalize_answer("The Eiffel Tower")])
+    assert contains_answer("It cost $4 million.", [normalize_answer("4 million")])
+
+
+def test_answer_line_accuracy_counts_what_the_one_line_answer_quotes(tmp_path, fake_encoder):
+    """Q2's gold answer is in the ferry paragraph, ranked second: it counts for ansR@5 but
+    not for the answer line, which quotes the top passage."""
+    tiny = json.loads(json.dumps(TINY))
+    tiny["data"][0]["paragraphs"][1]["qas"][0]["answers"] = [{"text": "Thursday"}]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny))
+    # (the fake encoder's cosines are too low for "covered": take the threshold out)
+    report = evaluate_squad(path, Settings(min_relevance=0.0), fake_encoder, methods=("lexical",), progress=False)
+    lexical = report["results"][0]
+    assert lexical["recall"][5] == 1.0
+    assert lexical["answer_line"] == 2 / 3
+    assert "answer" in format_table(report)
+
+
+def test_a_question_is_asked_as_of_its_date(tmp_path, fake_encoder):
+    news = {"data": [
+        {"title": "Ferry news", "url": "https://news.example/ferry", "date": "2024-01-10", "paragraphs": [
+            {"context": "The island ferry resumed service on Thursday after a strike by the crew.", "qas": [
+                {"id": "before", "question": "When did the ferry resume service?", "asked_on": "2024-01-05",
+                 "answers": [{"text": "Thursday"}]},
+                {"id": "after", "question": "When did the ferry resume service?", "asked_on": "2024-01-12",
+                 "answers": [{"text": "Thursday"}]}]}]},
+        {"title": "Ferry news", "url": "https://news.example/other", "date": "2024-01-02", "paragraphs": [
+            {"context": "Ferry tickets will cost more from March.", "qas": []}]}]}
+    path = tmp_path / "news.json"
+    path.write_text(json.dumps(news))
+    lines, questions = load_squad(path)
+    assert len(lines) == 2, "articles with the same title are keyed by url, not merged"
+    assert [q.asked_on for q in questions] == ["2024-01-05", "2024-01-12"]
+    report = evaluate_squad(path, Settings(), fake_encoder, methods=("lexical",), progress=False)
+    assert report["results"][0]["ranks"] == [None, 1], "not yet published on 2024-01-05"
 
 
 def test_load_squad_keeps_an_even_subset(tmp_path):

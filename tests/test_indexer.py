@@ -286,3 +286,93 @@ def test_passage_text_is_its_articles_body_between_its_offsets(tmp_path, index_s
     for p in passages.values():
         assert p.text == stored[p.start:p.end] and p.text.strip()
     index.close()
+
+
+def test_an_index_built_in_another_precision_is_refused_until_rebuilt(corpus, index_settings):
+    class Bf16(FakeEncoder):
+        identity = {**FakeEncoder.identity, "precision": "bf16"}
+
+    update_index([corpus], index_settings, Bf16())
+    with pytest.raises(IndexMismatch, match=r"encoded with fake in bf16, but this run encodes with fake in fp32.*"
+                                            r"--rebuild.*--precision bf16"):
+        open_index(index_settings, FakeEncoder.identity, FakeEncoder.dimension)
+    with pytest.raises(IndexMismatch, match="bf16"):
+        update_index([corpus], index_settings, FakeEncoder())
+    update_index([], index_settings, FakeEncoder(), rebuild=True)
+    index = open_index(index_settings, FakeEncoder.identity, FakeEncoder.dimension)
+    assert index.manifest["model"]["precision"] == "fp32"
+    index.close()
+
+
+def test_articles_beyond_the_memory_budget_are_read_again_when_encoded(corpus, index_settings, monkeypatch,
+                                                                        tmp_path):
+    import embeddings.indexer as indexer
+
+    update_index([corpus], index_settings, FakeEncoder())
+    want = state(index_settings)[0]["passages"]
+    monkeypatch.setattr(indexer, "HELD_CHARS", 0)  # nothing held: every article read again
+    other = IndexSettings(index_dir=tmp_path / "other")
+    update_index([corpus], other, FakeEncoder())
+    assert [r[1:] for r in state(other)[0]["passages"]] == [r[1:] for r in want]
+
+
+KILLED_CHILD = """
+import os, sys, time
+from pathlib import Path
+from embeddings.indexer import update_index
+from embeddings.settings import IndexSettings
+from tests.conftest import FakeEncoder
+
+log = Path(sys.argv[2])
+
+class Stalling(FakeEncoder):
+    def encode_passages(self, texts, sentences, progress=False):
+        with log.open("a") as f:
+            f.write("chunk %d\\n" % len(texts))
+        if log.read_text().count("chunk") == 3:
+            time.sleep(120)  # the third chunk never commits: the parent kills us here
+        return super().encode_passages(texts, sentences, progress)
+
+update_index([Path(sys.argv[1])], IndexSettings(index_dir=Path(sys.argv[3]), commit_every=4), Stalling())
+"""
+
+
+def test_a_killed_update_resumes_and_encodes_only_what_it_had_not_committed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for n in range(12):
+        (folder / f"a{n:02d}.txt").write_text(
+            f"title: Story {n}\n\nStory {n} first paragraph about harbour {n}.\n\n"
+            f"Story {n} second paragraph about ferries {n}.\n", encoding="utf-8")
+    settings = IndexSettings(index_dir=tmp_path / "index", commit_every=4)
+    log = tmp_path / "log"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(folder), str(log), str(settings.index_dir)],
+                             cwd=ROOT)
+    deadline = time.time() + 60
+    while not (log.exists() and log.read_text().count("chunk") == 3):
+        assert time.time() < deadline and child.poll() is None, "the child did not reach its third chunk"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    conn = sqlite3.connect(settings.index_dir / "store.sqlite")
+    committed = {r[0] for r in conn.execute("SELECT title FROM articles")}
+    conn.close()
+    assert 0 < len(committed) < 12, "two chunks committed, the third did not"
+    encoder = FakeEncoder()
+    report = update_index([folder], settings, encoder)
+    assert report.unchanged == len(committed)
+    assert sorted(report.added) == sorted(f"Story {n}" for n in range(12) if f"Story {n}" not in committed)
+    assert not any(f"Story {n} " in t for t in encoder.texts for n in range(12) if f"Story {n}" in committed)
+    index = open_index(settings, encoder.identity, encoder.dimension)
+    assert index.store.counts()["articles"] == 12
+    assert np.array_equal(index.vectors.ids(), index.store.all_passage_ids())
+    assert index.manifest["counts"] == index.store.counts()
+    index.close()

@@ -82,3 +82,24 @@ def test_property_offsets_exact_and_never_over_the_limit(parts, max_tokens, targ
     if not body:
         return
     check(body, split_passages("a", body, TOK, max_tokens, target, overlap), max_tokens)
+
+
+def test_characters_the_tokenizer_drops_stay_in_a_cut_sentence():
+    """A private-use character belongs to no word piece; cutting must not lose it (found by
+    the property test below)."""
+    body = "\U000f00000: 0 000067676767676767676767676761"
+    check(body, split_passages("a", body, TOK, max_tokens=32, target_tokens=16), 32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(words, separators), min_size=1, max_size=200))
+def test_sentence_starts_agree_with_blingfires_own_wrapper(parts):
+    import blingfire
+
+    from embeddings.passages import sentence_starts
+
+    text = "".join(w + s for w, s in parts)
+    if not text.strip():
+        return
+    _, offsets = blingfire.text_to_sentences_and_offsets(text)
+    assert sentence_starts(text) == sorted({a for a, _ in offsets})

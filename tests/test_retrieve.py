@@ -68,3 +68,16 @@ def test_hits_carry_the_cosine_bm25_and_sentence_scores_actually_used(retriever,
         np.testing.assert_allclose(h.sentences, vectors @ qvec, atol=1e-6)
     lexical = [h for h in hits if h.lexical > 0]
     assert lexical and max(h.lexical for h in lexical) == pytest.approx(1.0) if method != "dense" else True
+
+
+def test_sentence_coverage_finds_question_words_by_their_stems(retriever):
+    """"villages" finds "villages" and "village", "military" finds "Military"; rarer words weigh more."""
+    terms = retriever.query_terms("Which villages does the military hold?")
+    text = "IS holds villages. The Military Council met. Nothing here. A village."
+    spans = [(0, 18), (19, 43), (44, 57), (58, 68)]
+    coverage = terms.coverage(text, spans)
+    assert coverage[2] == 0.0
+    assert coverage[0] > coverage[3] > 0.0  # "holds" and "villages" against "village" alone
+    assert coverage[1] > 0.0
+    assert 0.0 < coverage.max() <= 1.0
+    assert terms.weights[terms.prefixes.index("villag")] > 0

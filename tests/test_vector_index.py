@@ -143,3 +143,26 @@ def test_dimension_mismatch_is_an_error():
     with pytest.raises(ValueError, match="dimension"):
         FlatIndex(8).add(np.array([1]), np.zeros((1, 4), np.float32))
     assert IVFIndex and NumpyIndex  # every backend is importable
+
+
+@pytest.mark.model
+def test_ivf_recall_at_10_on_real_embeddings(real_encoder, tmp_path):
+    """SQuAD half-a's passages and questions through the real model (CI reads ../shared)."""
+    from embeddings.indexer import update_index
+    from embeddings.store import Store
+    from qa.evaluate import load_squad
+    from tests.conftest import SQUAD, real_settings
+
+    if not SQUAD.exists():
+        pytest.skip("needs ../shared/data beside the checkout")
+    lines, questions = load_squad(SQUAD, limit=1000)
+    (tmp_path / "squad.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    update_index([tmp_path / "squad.jsonl"], real_settings(tmp_path / "index"), real_encoder)
+    with Store(tmp_path / "index" / "store.sqlite") as store:
+        ids, vectors = store.vectors()
+    ivf, flat = make_vector_index("ivf", vectors.shape[1], ids, vectors), make_vector_index("flat", vectors.shape[1], ids, vectors)
+    assert len(ids) > 800 and ivf.nprobe < ivf.nlist
+    queries = real_encoder.encode([q.text for q in questions])
+    recall = np.mean([len({i for i, _ in ivf.search(q, 10)} & {i for i, _ in flat.search(q, 10)}) / 10
+                      for q in queries])
+    assert recall >= 0.98, recall
