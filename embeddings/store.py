@@ -373,14 +373,19 @@ class Store:
         """
         if not match:
             return []
-        sql = ("SELECT rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts "
-               "WHERE passages_fts MATCH ?")
-        params: list = [title_weight, match]
+        sql = "SELECT f.rowid, -bm25(passages_fts, ?, 1.0) AS score FROM passages_fts f"
+        params: list = [title_weight]
+        where = "passages_fts MATCH ?"
+        params.append(match)
         if filters:
-            where, fparams = filters.sql()
-            sql += (" AND rowid IN (SELECT p.id FROM passages p JOIN articles a "
-                    f"ON a.id = p.article_id WHERE {where})")
+            # CROSS JOIN keeps the FTS5 match as the outer loop: with `rowid IN (subquery)`
+            # SQLite probed the full-text index once per allowed passage (1.2 s for one question
+            # on 21,756 news passages, against 28 ms this way).
+            fwhere, fparams = filters.sql()
+            sql += " CROSS JOIN passages p ON p.id = f.rowid CROSS JOIN articles a ON a.id = p.article_id"
+            where += f" AND {fwhere}"
             params += fparams
+        sql += f" WHERE {where}"
         sql += " ORDER BY score DESC LIMIT ?"
         params.append(k)
         return [(r[0], r[1]) for r in self.conn.execute(sql, params)]

@@ -27,5 +27,5 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
     if not question or not question.strip():
         raise ValueError("the question is empty")
     searched = contextualize(question, list(previous_queries or []))
-    hits = retriever.search(searched, k=k, filters=filters)
+    hits = retriever.search(searched, k=k, filters=filters, focus=question)
     return build_answer(question, searched, hits, retriever.settings)

@@ -156,10 +156,14 @@ class Retriever:
         self._passages = None  # the snapshot's passage count, for IDF
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
-               method: str | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
+               method: str | None = None, query_vector: np.ndarray | None = None,
+               focus: str | None = None) -> list[Hit]:
         """The ``k`` best passages for ``query``, best first (empty if nothing matches).
 
-        ``query_vector`` is the encoded query when the caller already has it.
+        ``query_vector`` is the encoded query when the caller already has it. ``focus`` is
+        the text whose words sentences are credited for holding (default ``query``): for a
+        follow-up, the question as typed, so the earlier turns folded into ``query`` steer
+        the search but do not make their own sentences the answer.
         """
         s = self.settings
         k = s.k if k is None else k
@@ -169,7 +173,7 @@ class Retriever:
         if found is None or not len(found.ids):
             return []
         weights = s.weights()
-        terms = self.query_terms(query) if weights.sentence_lexical > 0 else None
+        terms = self.query_terms(focus or query) if weights.sentence_lexical > 0 else None
         rescored = [int(i) for i in found.ids[fusion.rescore_positions(method, found.dense, found.lexical, weights)]]
         passages = self.index.store.passages(rescored)
         evidence = self.sentence_evidence(qvec, passages, terms)

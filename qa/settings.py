@@ -46,11 +46,11 @@ class Settings:
     k: int = 5
     candidates: int = 50
     fusion: str = "hybrid"
-    dense_weight: float = 0.4
-    lexical_power: float = 3.0
-    sentence_weight: float = 0.7
+    dense_weight: float = 0.5
+    lexical_power: float = 2.0
+    sentence_weight: float = 0.8
     rescore_depth: int = 50
-    sentence_lexical: float = 0.0
+    sentence_lexical: float = 0.4
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3

@@ -23,10 +23,10 @@ from qa.retrieve import Retriever, _best
 from qa.settings import Settings
 
 DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-SENTENCE_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
+SENTENCE_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 RESCORE_DEPTHS = (30, 50)
 LEXICAL_POWERS = (1.0, 2.0, 3.0)
-SENTENCE_LEXICAL = (0.0, 0.1, 0.2, 0.3)
+SENTENCE_LEXICAL = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6)
 
 
 @dataclass

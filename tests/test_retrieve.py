@@ -46,6 +46,15 @@ def test_filters_restrict_both_retrievers(retriever):
     assert retriever.search("ferry", filters=Filters(until="2000-01-01")) == []
 
 
+def test_filtered_bm25_is_unfiltered_bm25_restricted_to_the_filter(retriever):
+    store = retriever.index.store
+    everything = store.lexical_search('"ferry" OR "library" OR "villages"', 50)
+    dated = {pid: p.date for pid, p in store.passages([pid for pid, _ in everything]).items()}
+    kept = [(pid, score) for pid, score in everything if (dated[pid] or "") >= "2018-05-03"]
+    assert 0 < len(kept) < len(everything)
+    assert store.lexical_search('"ferry" OR "library" OR "villages"', 50, Filters(since="2018-05-03")) == kept
+
+
 def test_an_unknown_method_is_an_error(retriever):
     with pytest.raises(ValueError, match="unknown retrieval method 'bm42'"):
         retriever.search("ferry", method="bm42")
@@ -65,7 +74,9 @@ def test_hits_carry_the_cosine_bm25_and_sentence_scores_actually_used(retriever,
         assert 0.0 <= h.lexical <= 1.0
         spans, vectors = stored[h.passage.id]
         assert h.passage.sentences == spans and len(h.sentences) == len(spans)
-        np.testing.assert_allclose(h.sentences, vectors @ qvec, atol=1e-6)
+        np.testing.assert_allclose(h.sentence_cosines, vectors @ qvec, atol=1e-6)
+        coverage = np.asarray(h.sentences) - np.asarray(h.sentence_cosines)  # sentence_lexical x coverage
+        assert (coverage >= -1e-9).all() and (coverage <= retriever.settings.sentence_lexical + 1e-9).all()
     lexical = [h for h in hits if h.lexical > 0]
     assert lexical and max(h.lexical for h in lexical) == pytest.approx(1.0) if method != "dense" else True
 
