@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
     p.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")
     p.add_argument("--source", action="append", default=[], help="only articles from this source (repeatable)")
+    p.add_argument("--as-of", help="ask as on YYYY-MM-DD: articles published near it are preferred (default today)")
     p.add_argument("--method", choices=["hybrid", "dense", "lexical", "rrf"], default=None)
     p.set_defaults(run=cmd_ask)
 
@@ -209,6 +210,7 @@ def cmd_ask(args, settings: Settings) -> int:
     try:
         filters = Filters(parse_date("--since", args.since), parse_date("--until", args.until),
                           tuple(args.source))
+        as_of = parse_date("--as-of", args.as_of)
     except ArticleError as e:
         print(f"qa ask: {e}", file=sys.stderr)
         return 2
@@ -216,7 +218,7 @@ def cmd_ask(args, settings: Settings) -> int:
         settings = replace(settings, fusion=args.method)
     retriever = open_retriever(settings)
     try:
-        answer = ask(retriever, args.question, k=args.k, filters=filters)
+        answer = ask(retriever, args.question, k=args.k, filters=filters, as_of=as_of)
     except ValueError as e:
         print(f"qa ask: {e}", file=sys.stderr)
         return 2

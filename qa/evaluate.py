@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import re
-import string
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -50,14 +49,22 @@ class Question:
     asked_on: str | None = None   # YYYY-MM-DD: the day it was asked (news sets)
 
 
-_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 @functools.lru_cache(maxsize=65536)  # passages recur across questions
 def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = _ARTICLES.sub(" ", text.lower().translate(_NO_PUNCTUATION))
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces.
+
+    Punctuation is any character that is neither a letter, a digit nor a space, so the
+    curly quotes and dashes of news text go too (SQuAD's own script removes ASCII
+    punctuation only, which left ``“trump`` as a token):
+
+    >>> normalize_answer("“The Trump–Biden debate,” she said.")
+    'trumpbiden debate she said'
+    """
+    text = _ARTICLES.sub(" ", _PUNCTUATION.sub("", text.lower()))
     return " ".join(text.split())
 
 
@@ -141,7 +148,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
     seconds = 0.0
     for q in tqdm(questions, desc=f"{method:>8}", disable=not progress, leave=False):
         start = time.perf_counter()
-        hits = retriever.search(q.text, k=max(KS), method=method, filters=as_of_filter(q))
+        hits = retriever.search(q.text, k=max(KS), method=method, filters=as_of_filter(q), as_of=q.asked_on)
         seconds += time.perf_counter() - start
         golds = [normalize_answer(a) for a in q.answers]
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)

@@ -41,6 +41,19 @@ class Weights:
     sentence_weight: float = 0.7
     rescore_depth: int = 50
     sentence_lexical: float = 0.0
+    recency: float = 0.0          # the bonus of a passage published the day the question is asked
+    recency_days: float = 30.0    # the bonus falls to 1/e at this age
+
+
+def recency_bonus(age_days: np.ndarray, weights: Weights) -> np.ndarray:
+    """``recency * exp(-|age| / recency_days)`` for each candidate; 0 where the date is
+    unknown (NaN). A date after the day asked counts by its distance too.
+
+    >>> recency_bonus(np.array([0.0, 30.0, -30.0, np.nan]), Weights(recency=0.3, recency_days=30)).round(3).tolist()
+    [0.3, 0.11, 0.11, 0.0]
+    """
+    age = np.abs(np.asarray(age_days, float))
+    return np.where(np.isnan(age), 0.0, weights.recency * np.exp(-np.nan_to_num(age) / weights.recency_days))
 
 
 def sentence_scores(cosines: np.ndarray, coverage: np.ndarray, weights: Weights) -> np.ndarray:
@@ -88,11 +101,13 @@ def needs_sentences(method: str, weights: Weights) -> bool:
 
 
 def rank(method: str, dense: np.ndarray, lexical: np.ndarray, sentence: np.ndarray | None,
-         weights: Weights) -> tuple[np.ndarray, np.ndarray]:
+         weights: Weights, age_days: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Candidates best first, as positions into the arrays, and the score each is ranked by.
 
     ``sentence`` is needed by the hybrid when ``weights.sentence_weight > 0``; only its
-    entries for the top ``rescore_depth`` fused candidates are read. The lexical method
+    entries for the top ``rescore_depth`` fused candidates are read. ``age_days``: how long
+    before the question each candidate was published (NaN: unknown); the hybrid adds
+    ``recency_bonus`` to the top ``rescore_depth`` when it is given. The lexical method
     leaves out candidates without a query word, as BM25 would never return them.
     """
     check_method(method)
@@ -107,18 +122,22 @@ def rank(method: str, dense: np.ndarray, lexical: np.ndarray, sentence: np.ndarr
         return _order(scores), scores
     fused = fuse(dense, lexical, weights)
     order = _order(fused)
-    if not needs_sentences(method, weights):
+    dated = age_days is not None and weights.recency > 0
+    if not (needs_sentences(method, weights) or dated):
         return order, fused
     top, rest = order[:weights.rescore_depth], order[weights.rescore_depth:]
     final = fused.copy()
-    w = weights.sentence_weight
-    final[top] = (1 - w) * fused[top] + w * np.asarray(sentence, float)[top]
+    if needs_sentences(method, weights):
+        w = weights.sentence_weight
+        final[top] = (1 - w) * fused[top] + w * np.asarray(sentence, float)[top]
+    if dated:
+        final[top] += recency_bonus(np.asarray(age_days, float)[top], weights)
     return np.concatenate([top[_order(final[top])], rest]), final
 
 
 def rescore_positions(method: str, dense: np.ndarray, lexical: np.ndarray, weights: Weights) -> np.ndarray:
-    """The candidates whose sentence scores ``rank`` reads (the top ``rescore_depth`` fused)."""
-    if not needs_sentences(method, weights):
+    """The candidates whose sentence scores and dates ``rank`` reads (the top ``rescore_depth`` fused)."""
+    if not (needs_sentences(method, weights) or (method == "hybrid" and weights.recency > 0)):
         return np.zeros(0, dtype=np.int64)
     return _order(fuse(np.asarray(dense, float), np.asarray(lexical, float), weights))[:weights.rescore_depth]
 

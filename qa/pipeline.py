@@ -6,6 +6,8 @@ is what users get.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from embeddings.store import Filters
 from qa.answer import Answer, build_answer
 from qa.conversation import contextualize
@@ -13,7 +15,7 @@ from qa.retrieve import Retriever
 
 
 def ask(retriever: Retriever, question: str, previous_queries: list[str] | None = None,
-        k: int | None = None, filters: Filters = Filters()) -> Answer:
+        k: int | None = None, filters: Filters = Filters(), as_of: str | None = None) -> Answer:
     """The cited answer to ``question``.
 
     Args:
@@ -23,9 +25,12 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
             a follow-up that leans on them is rewritten (``Answer.searched`` shows how).
         k: passages to show (default ``settings.k``).
         filters: date range and sources.
+        as_of: the day asked (YYYY-MM-DD; default today): articles published near it are
+            preferred among about equally relevant ones.
     """
     if not question or not question.strip():
         raise ValueError("the question is empty")
     searched = contextualize(question, list(previous_queries or []))
-    hits = retriever.search(searched, k=k, filters=filters, focus=question)
+    as_of = as_of or dt.date.today().isoformat()
+    hits = retriever.search(searched, k=k, filters=filters, focus=question, as_of=as_of)
     return build_answer(question, searched, hits, retriever.settings)

@@ -17,6 +17,8 @@ score of each of its sentences, which the answer uses to quote and highlight.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -157,13 +159,15 @@ class Retriever:
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
                method: str | None = None, query_vector: np.ndarray | None = None,
-               focus: str | None = None) -> list[Hit]:
+               focus: str | None = None, as_of: str | None = None) -> list[Hit]:
         """The ``k`` best passages for ``query``, best first (empty if nothing matches).
 
         ``query_vector`` is the encoded query when the caller already has it. ``focus`` is
         the text whose words sentences are credited for holding (default ``query``): for a
         follow-up, the question as typed, so the earlier turns folded into ``query`` steer
-        the search but do not make their own sentences the answer.
+        the search but do not make their own sentences the answer. ``as_of`` (YYYY-MM-DD):
+        the day the question is asked; the hybrid prefers articles published near it (near
+        the end of the date window instead when ``filters.until`` is earlier).
         """
         s = self.settings
         k = s.k if k is None else k
@@ -178,7 +182,8 @@ class Retriever:
         passages = self.index.store.passages(rescored)
         evidence = self.sentence_evidence(qvec, passages, terms)
         best = np.array([_best(evidence.get(int(i)), weights) for i in found.ids])
-        order, scores = fusion.rank(method, found.dense, found.lexical, best, weights)
+        ages = _ages(found.ids, passages, _reference_day(as_of, filters))
+        order, scores = fusion.rank(method, found.dense, found.lexical, best, weights, ages)
         top = [int(found.ids[i]) for i in order[:k]]
         more = self.index.store.passages([i for i in top if i not in passages])
         passages.update(more)
@@ -249,6 +254,31 @@ class Retriever:
             coverage = terms.coverage(passages[pid].text, spans) if terms else np.zeros(len(spans))
             out[pid] = SentenceEvidence(vectors @ qvec, coverage)
         return out
+
+
+def _reference_day(as_of: str | None, filters: Filters) -> str | None:
+    """The day recency is measured from: ``as_of``, or the end of an earlier date window."""
+    if as_of and filters.until and filters.until < as_of:
+        return filters.until
+    return as_of
+
+
+def _ages(ids: np.ndarray, passages: dict[int, StoredPassage], as_of: str | None) -> np.ndarray | None:
+    """Days from each candidate's article date to ``as_of`` (NaN: undated or not read)."""
+    if as_of is None:
+        return None
+    day = dt.date.fromisoformat(as_of).toordinal()
+    ages = np.full(len(ids), np.nan)
+    for n, pid in enumerate(ids.tolist()):
+        p = passages.get(pid)
+        if p is not None and p.date:
+            ages[n] = day - _ordinal(p.date)
+    return ages
+
+
+@functools.lru_cache(maxsize=4096)
+def _ordinal(date: str) -> int:
+    return dt.date.fromisoformat(date).toordinal()
 
 
 def _best(evidence: SentenceEvidence | None, weights: fusion.Weights) -> float:

@@ -33,6 +33,10 @@ class Settings:
         sentence_lexical: weight of a sentence's query-word coverage (the IDF-weighted share
             of the question's words it holds) added to its cosine, for ranking by sentence
             and for choosing the sentence the answer quotes.
+        recency: among the rescored candidates, the bonus of an article published the day
+            the question is asked (its "as of": today in the app and ``qa ask``, the quiz
+            date in the evaluation); it falls to 1/e after ``recency_days``. Undated
+            articles get none, so a corpus without dates ranks as if it were 0.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -51,6 +55,8 @@ class Settings:
     sentence_weight: float = 0.8
     rescore_depth: int = 50
     sentence_lexical: float = 0.4
+    recency: float = 0.3
+    recency_days: float = 30.0
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
@@ -59,4 +65,4 @@ class Settings:
     def weights(self) -> Weights:
         """The hybrid's weights, as ``qa.fusion`` takes them."""
         return Weights(self.dense_weight, self.lexical_power, self.sentence_weight, self.rescore_depth,
-                       self.sentence_lexical)
+                       self.sentence_lexical, self.recency, self.recency_days)

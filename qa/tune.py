@@ -19,7 +19,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from qa import fusion
 from qa.evaluate import _workdir, as_of_filter, build_index, contains_answer, load_squad, normalize_answer
-from qa.retrieve import Retriever, _best
+from qa.retrieve import Retriever, _ages, _best
 from qa.settings import Settings
 
 DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -37,12 +37,13 @@ class _Scored:
     lexical: np.ndarray    # BM25 / best BM25 of the query
     sentence: dict         # sentence_lexical -> best sentence score of each candidate
     relevant: np.ndarray   # passage contains a gold answer
+    age: np.ndarray | None = None  # days from each candidate's date to the day asked (news)
 
 
 def _rank_of_first(scored: _Scored, dw: float, sw: float, depth: int, power: float,
-                   beta: float = 0.0) -> int | None:
+                   beta: float = 0.0, recency: tuple[float, float] = (0.0, 30.0)) -> int | None:
     ranked, _ = fusion.rank("hybrid", scored.dense, scored.lexical, scored.sentence[beta],
-                            fusion.Weights(dw, power, sw, depth, beta))
+                            fusion.Weights(dw, power, sw, depth, beta, *recency), scored.age)
     hits = np.nonzero(scored.relevant[ranked])[0]
     return int(hits[0]) + 1 if len(hits) else None
 
@@ -92,7 +93,8 @@ def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: 
                                     for i in found.ids]) for beta in SENTENCE_LEXICAL}
             golds = [normalize_answer(a) for a in q.answers]
             scored.append(_Scored(q.asked_on or q.article, found.ids, found.dense, found.lexical, best,
-                                  np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids])))
+                                  np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids]),
+                                  _ages(found.ids, passages, q.asked_on)))
         index.close()
     return scored
 
@@ -106,11 +108,12 @@ def choose_weights(sets: dict[str, list[_Scored]], settings: Settings, folds: in
     so a setting must hold on every kind of question, not on the average.
     """
     grid = list(itertools.product(DENSE_WEIGHTS, SENTENCE_WEIGHTS, RESCORE_DEPTHS, LEXICAL_POWERS, SENTENCE_LEXICAL))
+    recency = (settings.recency, settings.recency_days)  # held at the setting (see docs/evaluation.md)
     fold_of, ranks = {}, {}
     for name, scored in sets.items():
         groups = sorted({s.article for s in scored})
         fold_of[name] = [groups.index(s.article) % folds for s in scored]
-        ranks[name] = {w: [_rank_of_first(s, *w) for s in scored] for w in grid}
+        ranks[name] = {w: [_rank_of_first(s, *w, recency=recency) for s in scored] for w in grid}
 
     def choose(part):
         return _worse_set_best({name: {w: _metrics([ranks[name][w][i] for i in part(name)])["mrr10"]

@@ -33,6 +33,7 @@ def test_answers_match_whole_tokens_only():
     assert contains_answer("The capital of India is Delhi.", [normalize_answer("India")])
     assert contains_answer("At the Eiffel Tower!", [normalize_answer("The Eiffel Tower")])
     assert contains_answer("It cost $4 million.", [normalize_answer("4 million")])
+    assert contains_answer("“Trump won,” she said. [1]", [normalize_answer("Trump")])  # curly quotes are punctuation
 
 
 def test_answer_line_accuracy_counts_what_the_one_line_answer_quotes(tmp_path, fake_encoder):
@@ -96,18 +97,20 @@ def test_harness_end_to_end_with_fake_encoder(tmp_path, fake_encoder):
 
 def recorded_guard():
     text = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
-    m = re.search(r"regression guard: ansR@5 = ([0-9.]+), MRR@10 = ([0-9.]+)", text)
+    m = re.search(r"regression guard: ansR@5 = ([0-9.]+), MRR@10 = ([0-9.]+), answer line = ([0-9.]+)", text)
     assert m, "docs/evaluation.md must record the 300-question figures"
-    return float(m.group(1)), float(m.group(2))
+    return float(m.group(1)), float(m.group(2)), float(m.group(3))
 
 
 @pytest.mark.model
 @pytest.mark.skipif(not SQUAD.exists(), reason="needs ../shared/data beside the checkout")
 def test_regression_guard_on_300_squad_questions(real_encoder):
-    r5, mrr = recorded_guard()
+    r5, mrr, answer_line = recorded_guard()
     report = evaluate_squad(SQUAD, Settings(), real_encoder, methods=("hybrid",), limit=300, progress=False)
     hybrid = report["results"][0]
     print(format_table(report))
     assert hybrid["recall"][5] >= r5 - 0.02, f"ansR@5 fell to {hybrid['recall'][5]:.3f} (recorded {r5})"
     assert hybrid["mrr10"] >= mrr - 0.02, f"MRR@10 fell to {hybrid['mrr10']:.3f} (recorded {mrr})"
+    assert hybrid["answer_line"] >= answer_line - 0.03, \
+        f"answer-line accuracy fell to {hybrid['answer_line']:.3f} (recorded {answer_line})"
     assert hybrid["not_covered"] <= 0.02

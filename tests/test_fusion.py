@@ -7,9 +7,8 @@ import pytest
 from embeddings.indexer import update_index
 from embeddings.reader import open_index
 from qa import fusion
-from qa.retrieve import Retriever
+from qa.retrieve import Retriever, _ages, _best
 from qa.settings import Settings
-from qa.retrieve import _best
 from qa.tune import SENTENCE_LEXICAL, _rank_of_first, _Scored
 
 W = fusion.Weights(dense_weight=0.5, lexical_power=1.0, sentence_weight=0.0, rescore_depth=50)
@@ -61,26 +60,29 @@ def test_unknown_method_is_an_error():
 
 @pytest.mark.parametrize("weights", [(0.4, 3.0, 0.7, 50, 0.0), (0.7, 1.0, 0.3, 2, 0.2), (0.2, 2.0, 0.0, 50, 0.1),
                                      (0.5, 2.0, 0.8, 50, 0.3)])
-def test_retriever_and_tuning_rank_alike(corpus, index_settings, fake_encoder, weights):
+@pytest.mark.parametrize("as_of,recency", [(None, (0.0, 30.0)), ("2018-05-04", (0.3, 30.0)),
+                                           ("2018-05-04", (0.5, 1.0))])
+def test_retriever_and_tuning_rank_alike(corpus, index_settings, fake_encoder, weights, as_of, recency):
     """The arrays tuning scores every setting on give the retriever's own ranking."""
     update_index([corpus], index_settings, fake_encoder)
     index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
     dw, power, sw, depth, beta = weights
     settings = Settings(index=index_settings, dense_weight=dw, lexical_power=power, sentence_weight=sw,
-                        rescore_depth=depth, sentence_lexical=beta)
+                        rescore_depth=depth, sentence_lexical=beta, recency=recency[0], recency_days=recency[1])
     retriever = Retriever(index, fake_encoder, settings)
     try:
         for query in ("ferry strike crew", "library wing cost", "villages Syria Euphrates", "dawn queue"):
             qvec = fake_encoder.encode([query])[0]
-            hits = retriever.search(query, k=50)
+            hits = retriever.search(query, k=50, as_of=as_of)
             found = retriever.candidates(query, qvec)
             evidence = retriever.sentence_evidence(qvec, retriever.index.store.passages(found.ids.tolist()),
                                                    retriever.query_terms(query))
             best = {beta: np.array([_best(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
                                     for i in found.ids]) for beta in SENTENCE_LEXICAL}
             for target in (h.passage.id for h in hits[:5]):
-                scored = _Scored("a", found.ids, found.dense, found.lexical, best, found.ids == target)
+                scored = _Scored("a", found.ids, found.dense, found.lexical, best, found.ids == target,
+                                 _ages(found.ids, retriever.index.store.passages(found.ids.tolist()), as_of))
                 want = [h.passage.id for h in hits].index(target) + 1
-                assert _rank_of_first(scored, dw, sw, depth, power, beta) == want, (query, target)
+                assert _rank_of_first(scored, dw, sw, depth, power, beta, recency) == want, (query, target)
     finally:
         index.close()

@@ -92,3 +92,28 @@ def test_sentence_coverage_finds_question_words_by_their_stems(retriever):
     assert coverage[1] > 0.0
     assert 0.0 < coverage.max() <= 1.0
     assert terms.weights[terms.prefixes.index("villag")] > 0
+
+
+def test_recency_prefers_the_report_nearest_the_day_asked(tmp_path, index_settings, fake_encoder):
+    """The same report filed on three days: the one nearest ``as_of`` ranks first; with no
+    ``as_of`` (or undated articles) the order is the dateless one; a date window's end wins."""
+    folder = tmp_path / "wire"
+    folder.mkdir()
+    body = "The harbour bridge reopened to traffic after repairs to its cables."
+    for day in ("2024-01-02", "2024-02-15", "2024-03-30"):
+        (folder / f"{day}.txt").write_text(f"title: Bridge reopens\ndate: {day}\n\n{body}\n", encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    retriever = Retriever(index, fake_encoder, Settings(index=index_settings))
+    try:
+        def first(**kw):
+            return retriever.search("harbour bridge reopened", k=3, **kw)[0].passage.date
+
+        assert first(as_of="2024-02-16") == "2024-02-15"
+        assert first(as_of="2024-04-02") == "2024-03-30"
+        assert first(as_of="2024-01-01") == "2024-01-02"  # a later article counts by its distance
+        assert first(as_of="2024-04-02", filters=Filters(until="2024-02-20")) == "2024-02-15"
+        scores = [h.score for h in retriever.search("harbour bridge reopened", k=3)]
+        assert scores[0] == pytest.approx(scores[-1])  # no as_of: equal reports score alike
+    finally:
+        index.close()
