@@ -28,10 +28,10 @@ import numpy as np
 from embeddings.articles import Article, ArticleError, find_article_files, load_articles
 from embeddings.encoder import Encoder
 from embeddings.manifest import IndexProblem, check_compatible, read_manifest
-from embeddings.passages import Passage, split_passages
+from embeddings.passages import Passage, split_passages, with_context
 from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
                                vectors_from_store)
-from embeddings.settings import IndexSettings
+from embeddings.settings import CONTEXT_TOKENS, IndexSettings
 from embeddings.store import Store
 from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index
 
@@ -260,7 +260,13 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
             nonlocal pending, size, first_removal
             texts = [p.text for _, passages in pending for p in passages]
             spans = [p.sentences for _, passages in pending for p in passages]
-            passage_vectors, sentence_vectors = encoder.encode_passages(texts, spans)
+            if settings.passage_context == "title":
+                read = [with_context(a.title, p, encoder.tokenizer, CONTEXT_TOKENS)
+                        for a, passages in pending for p in passages]
+                passage_vectors, sentence_vectors = encoder.encode_passages([t for t, _ in read],
+                                                                            [s for _, s in read])
+            else:
+                passage_vectors, sentence_vectors = encoder.encode_passages(texts, spans)
             additions, offset = [], 0
             for article, passages in pending:
                 n = len(passages)
@@ -278,7 +284,7 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
 
         tokenizer = encoder.tokenizer
         for article in _articles(plan.to_add):
-            passages = split_passages(article.id, article.body, tokenizer, settings.max_tokens,
+            passages = split_passages(article.id, article.body, tokenizer, settings.passage_room(),
                                       settings.target_tokens, settings.overlap_sentences)
             pending.append((article, passages))
             size += len(passages)

@@ -250,3 +250,23 @@ def _cut(text: str, pieces: list[tuple[int, int, bool]], budget: int,
         if b > a:
             windows.append((a, b, _count(tokenizer, text[a:b])))
     return windows
+
+
+def with_context(title: str, passage: Passage, tokenizer, max_pieces: int) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The text the model reads for ``passage`` with its article's ``title`` in front (cut to
+    ``max_pieces`` word pieces), and the passage's sentence spans shifted into that text.
+
+    >>> class Tok:  # one word piece per word
+    ...     def word_pieces(self, text):
+    ...         import re
+    ...         return [(m.start(), m.end(), False) for m in re.finditer(r"\\S+", text)]
+    >>> with_context("Bridge reopens after repairs", Passage("a", 0, 0, 9, "It opened.", ((0, 10),)), Tok(), 2)
+    ('Bridge reopens\\nIt opened.', ((15, 25),))
+    """
+    pieces = tokenizer.word_pieces(title)
+    if not pieces:
+        return passage.text, passage.sentences
+    cut = pieces[min(max_pieces, len(pieces)) - 1][1]
+    prefix = title[:cut].strip() + "\n"
+    shift = len(prefix)
+    return prefix + passage.text, tuple((a + shift, b + shift) for a, b in passage.sentences)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+CONTEXT_TOKENS = 24  # the most word pieces of a title put in front of a passage
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class IndexSettings:
             free, from the pass that encodes the passage) or ``separate`` (each sentence
             encoded on its own: slightly better rankings, twice the encoding time). See
             docs/evaluation.md for the figures behind the default.
+        passage_context: ``title``: each passage is encoded with its article's title in
+            front (at most ``CONTEXT_TOKENS`` word pieces, taken from the passage's room),
+            so a passage deep in an article still says what the article is about; the
+            stored text and offsets stay the passage's own. ``none``: the passage alone.
         batch_size: passages encoded per forward pass; larger pads more (8 measured best).
         commit_every: passages encoded between two commits of an update: memory stays
             bounded, and a run that is stopped resumes after its last commit.
@@ -53,15 +58,23 @@ class IndexSettings:
     target_tokens: int = 128
     overlap_sentences: int = 1
     sentence_vectors: str = "in-context"
+    passage_context: str = "none"
     batch_size: int = 8
     commit_every: int = 1000
     model_cache: Path | None = None
 
     def chunker(self) -> dict:
         """The chunking parameters as recorded in (and checked against) the manifest."""
-        return {
+        block = {
             "splitter": "blingfire-paragraph-greedy/2",
             "max_tokens": self.max_tokens,
             "target_tokens": self.target_tokens,
             "overlap_sentences": self.overlap_sentences,
         }
+        if self.passage_context != "none":  # indexes built before the setting read "none"
+            block["context"] = self.passage_context
+        return block
+
+    def passage_room(self) -> int:
+        """The word pieces a passage may use: ``max_tokens`` less the title's room."""
+        return self.max_tokens - (CONTEXT_TOKENS + 1 if self.passage_context == "title" else 0)

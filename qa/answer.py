@@ -1,6 +1,6 @@
 """Turn ranked hits into a cited answer: numbered sources, highlighted sentences, a one-line quote.
 
-Nothing here is generated: the one-line answer quotes the best sentence of the top passage,
+Nothing here is generated: the one-line answer quotes the best sentence of the top few passages,
 and each source shows its passage with the sentence(s) that best answer the question marked
 by offsets into the passage. When the best evidence is below ``Settings.min_relevance`` the
 answer says the articles don't seem to cover the question and shows the nearest passages
@@ -92,7 +92,7 @@ def is_covered(hits: list[Hit], settings: Settings) -> bool:
 
 
 def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings) -> Answer:
-    """Number the hits in order, mark their best sentences and quote the top one.
+    """Number the hits in order, mark their best sentences and quote the best of the top few.
 
     Args:
         question: as the user typed it.
@@ -110,10 +110,27 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    top = sources[0].hit
-    if top.best_sentence is None:
-        quote = top.passage.text
+    number, span = answer_sentence(sources, settings)
+    source = sources[number - 1]
+    if span is None:
+        quote = source.hit.passage.text
     else:
-        a, b = top.passage.sentences[top.best_sentence]
-        quote = top.passage.text[a:b]
-    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [1]", tuple(sources))
+        quote = source.hit.passage.text[span[0]:span[1]]
+        if span not in source.highlights:  # the quoted sentence is always marked where it is cited
+            sources[number - 1] = Source(number, source.hit, tuple(sorted(source.highlights + (span,))))
+    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources))
+
+
+def answer_sentence(sources: list[Source], settings: Settings) -> tuple[int, tuple[int, int] | None]:
+    """The source number and span of the sentence the one-line answer quotes: the best among
+    the top ``answer_passages`` passages by cosine plus ``answer_lexical`` x word coverage
+    (``(1, None)``, the whole top passage, when no passage has sentences)."""
+    best, choice = None, (1, None)
+    for source in sources[:settings.answer_passages]:
+        hit = source.hit
+        coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
+        for span, cos, words in zip(hit.passage.sentences, hit.sentence_cosines, coverage):
+            score = cos + settings.answer_lexical * words
+            if best is None or score > best:
+                best, choice = score, (source.number, tuple(span))
+    return choice

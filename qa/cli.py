@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="qa: %(message)s")
     index = IndexSettings(index_dir=Path(args.index_dir), backend=args.backend, precision=args.precision,
                           vector_index=args.vector_index, sentence_vectors=args.sentence_vectors,
-                          model_cache=_cache_dir())
+                          passage_context=args.passage_context, model_cache=_cache_dir())
     settings = Settings(index=index, uploads_dir=Path(args.uploads_dir))
     try:
         return args.run(args, settings)
@@ -83,8 +83,11 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"exact (flat) or approximate (ivf) vector search; auto: ivf from "
                              f"{IVF_FROM:,} passages")
     parser.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default="in-context",
-                        help="in-context (free) or separate (twice the encoding time, slightly better "
-                             "rankings); takes effect when an index is built")
+                        help="in-context (free) or separate (twice the encoding time); takes effect "
+                             "when an index is built")
+    parser.add_argument("--passage-context", choices=("none", "title"), default="none",
+                        help="encode each passage with its article's title in front; takes effect when "
+                             "an index is built")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="add, update or remove articles (files or folders)")

@@ -54,6 +54,8 @@ class Hit:
         sentences: the score of each sentence of ``passage.sentences``, in order
             (``qa.fusion.sentence_scores``: cosine plus weighted query-word coverage).
         sentence_cosines: each sentence's cosine alone.
+        sentence_coverage: each sentence's share of the question's words (IDF-weighted;
+            zeros when ``sentence_lexical`` is 0).
     """
 
     passage: StoredPassage
@@ -62,6 +64,7 @@ class Hit:
     lexical: float
     sentences: tuple[float, ...] = ()
     sentence_cosines: tuple[float, ...] = ()
+    sentence_coverage: tuple[float, ...] = ()
 
     @property
     def best_sentence(self) -> int | None:
@@ -194,7 +197,7 @@ class Retriever:
             e = evidence[pid]
             hits.append(Hit(passages[pid], float(scores[i]), float(found.dense[i]), float(found.lexical[i]),
                             tuple(float(x) for x in fusion.sentence_scores(e.cosines, e.coverage, weights)),
-                            tuple(float(x) for x in e.cosines)))
+                            tuple(float(x) for x in e.cosines), tuple(float(x) for x in e.coverage)))
         return hits
 
     def query_terms(self, query: str) -> QueryTerms:

@@ -37,6 +37,9 @@ class Settings:
             the question is asked (its "as of": today in the app and ``qa ask``, the quiz
             date in the evaluation); it falls to 1/e after ``recency_days``. Undated
             articles get none, so a corpus without dates ranks as if it were 0.
+        answer_passages: the one-line answer quotes the best sentence among this many top
+            passages, each sentence scored by its cosine plus ``answer_lexical`` times its
+            coverage of the question's words (see docs/evaluation.md).
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -57,6 +60,8 @@ class Settings:
     sentence_lexical: float = 0.4
     recency: float = 0.3
     recency_days: float = 30.0
+    answer_passages: int = 3
+    answer_lexical: float = 0.8
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3

@@ -146,6 +146,25 @@ def test_chunker_change_is_refused(corpus, index_settings, fake_encoder):
         open_index(changed, fake_encoder.identity, fake_encoder.dimension)
 
 
+def test_title_context_is_recorded_and_an_index_built_without_it_is_refused(corpus, index_settings, fake_encoder):
+    titled = IndexSettings(index_dir=index_settings.index_dir, passage_context="title")
+    update_index([corpus], titled, fake_encoder)
+    index = open_index(titled, fake_encoder.identity, fake_encoder.dimension)
+    assert index.manifest["chunker"]["context"] == "title"
+    ferry = next(i for i, p in index.store.passages(index.vectors.ids().tolist()).items() if "ferry" in p.text)
+    qvec = fake_encoder.encode(["The island ferry resumed service"])[0]
+    titled_score = index.vectors.scores(qvec, [ferry])[ferry]
+    index.close()
+    with pytest.raises(IndexMismatch, match="chunker"):
+        open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    plain = IndexSettings(index_dir=index_settings.index_dir.parent / "plain")
+    update_index([corpus], plain, fake_encoder)
+    index = open_index(plain, fake_encoder.identity, fake_encoder.dimension)
+    ferry = next(i for i, p in index.store.passages(index.vectors.ids().tolist()).items() if "ferry" in p.text)
+    assert index.vectors.scores(qvec, [ferry])[ferry] != pytest.approx(titled_score)  # the title was read
+    index.close()
+
+
 def test_missing_index_says_what_to_run(index_settings, fake_encoder):
     with pytest.raises(IndexMissing, match="qa index seeds/"):
         open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)

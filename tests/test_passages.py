@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from embeddings.articles import load_articles
 from embeddings.encoder import load_tokenizer
-from embeddings.passages import split_passages, split_sentences
+from embeddings.passages import split_passages, split_sentences, with_context
+from embeddings.settings import CONTEXT_TOKENS
 from tests.conftest import SEED
 
 TOK = load_tokenizer()
@@ -103,3 +104,20 @@ def test_sentence_starts_agree_with_blingfires_own_wrapper(parts):
         return
     _, offsets = blingfire.text_to_sentences_and_offsets(text)
     assert sentence_starts(text) == sorted({a for a, _ in offsets})
+
+
+def test_title_context_keeps_every_sentence_span_and_the_model_limit():
+    """With the title in front, each shifted span still reads the passage's own sentence, the
+    title is cut to CONTEXT_TOKENS pieces, and title plus passage fit the model's 256."""
+    [article] = load_articles(SEED)
+    title = article.title + " " + "word " * 40
+    room = 256 - CONTEXT_TOKENS - 1
+    for passage in split_passages(article.id, article.body, TOK, room, 128, 1):
+        text, spans = with_context(title, passage, TOK, CONTEXT_TOKENS)
+        assert text.endswith(passage.text)
+        assert [text[a:b] for a, b in spans] == [passage.text[a:b] for a, b in passage.sentences]
+        prefix = text[:len(text) - len(passage.text)]
+        assert len(TOK.word_pieces(prefix)) == CONTEXT_TOKENS and prefix.endswith("\n")
+        assert pieces(text) <= 256
+    untitled = split_passages("x", "Just a line.", TOK, room, 128, 1)[0]
+    assert with_context("", untitled, TOK, CONTEXT_TOKENS) == (untitled.text, untitled.sentences)

@@ -1,5 +1,7 @@
 """Questions about the seed article through the real model: ranking, "not covered", follow-ups."""
 
+import re
+
 import pytest
 
 from embeddings.indexer import update_index
@@ -87,9 +89,11 @@ def test_highlights_are_exact_substrings_and_sources_numbered_in_order(retriever
             for a, b in source.highlights:
                 assert 0 <= a < b <= len(text)
                 assert text[a:b] == text[a:b].strip()
-        first = answer.sources[0]
-        quotes = [" ".join(first.hit.passage.text[a:b].split()) for a, b in first.highlights]
-        assert any(q in answer.text for q in quotes), "the answer line quotes a highlighted sentence of [1]"
+        number = int(re.search(r"\[(\d+)\]$", answer.text).group(1))
+        cited = answer.sources[number - 1]
+        assert number <= retriever.settings.answer_passages
+        quotes = [" ".join(cited.hit.passage.text[a:b].split()) for a, b in cited.highlights]
+        assert any(f"“{q}”" in answer.text for q in quotes), "the answer line quotes a highlighted sentence it cites"
 
 
 def test_three_turn_conversation_follow_ups_find_the_right_passage(retriever):
