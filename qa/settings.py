@@ -53,8 +53,8 @@ class Settings:
     k: int = 5
     candidates: int = 50
     fusion: str = "hybrid"
-    dense_weight: float = 0.5
-    lexical_power: float = 2.0
+    dense_weight: float = 0.6
+    lexical_power: float = 3.0
     sentence_weight: float = 0.8
     rescore_depth: int = 50
     sentence_lexical: float = 0.4
