@@ -184,8 +184,8 @@ class Retriever:
         rescored = [int(i) for i in found.ids[fusion.rescore_positions(method, found.dense, found.lexical, weights)]]
         passages = self.index.store.passages(rescored)
         evidence = self.sentence_evidence(qvec, passages, terms)
-        best = np.array([_best(evidence.get(int(i)), weights) for i in found.ids])
-        ages = _ages(found.ids, passages, _reference_day(as_of, filters))
+        best = np.array([best_sentence_score(evidence.get(int(i)), weights) for i in found.ids])
+        ages = ages_in_days(found.ids, passages, _reference_day(as_of, filters))
         order, scores = fusion.rank(method, found.dense, found.lexical, best, weights, ages)
         top = [int(found.ids[i]) for i in order[:k]]
         more = self.index.store.passages([i for i in top if i not in passages])
@@ -266,7 +266,7 @@ def _reference_day(as_of: str | None, filters: Filters) -> str | None:
     return as_of
 
 
-def _ages(ids: np.ndarray, passages: dict[int, StoredPassage], as_of: str | None) -> np.ndarray | None:
+def ages_in_days(ids: np.ndarray, passages: dict[int, StoredPassage], as_of: str | None) -> np.ndarray | None:
     """Days from each candidate's article date to ``as_of`` (NaN: undated or not read)."""
     if as_of is None:
         return None
@@ -284,7 +284,8 @@ def _ordinal(date: str) -> int:
     return dt.date.fromisoformat(date).toordinal()
 
 
-def _best(evidence: SentenceEvidence | None, weights: fusion.Weights) -> float:
+def best_sentence_score(evidence: SentenceEvidence | None, weights: fusion.Weights) -> float:
+    """A candidate's best sentence score (0 when it has no sentences), as the ranking reads it."""
     if evidence is None or not len(evidence.cosines):
         return 0.0
     return float(fusion.sentence_scores(evidence.cosines, evidence.coverage, weights).max())

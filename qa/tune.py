@@ -19,7 +19,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from qa import fusion
 from qa.evaluate import _workdir, as_of_filter, build_index, contains_answer, load_squad, normalize_answer
-from qa.retrieve import Retriever, _ages, _best
+from qa.retrieve import Retriever, ages_in_days, best_sentence_score
 from qa.settings import Settings
 
 DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -89,12 +89,12 @@ def score_questions(path: Path, settings: Settings, encoder: Encoder, progress: 
                 continue
             passages = index.store.passages(found.ids.tolist())
             evidence = retriever.sentence_evidence(qvec, passages, retriever.query_terms(q.text))
-            best = {beta: np.array([_best(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
+            best = {beta: np.array([best_sentence_score(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
                                     for i in found.ids]) for beta in SENTENCE_LEXICAL}
             golds = [normalize_answer(a) for a in q.answers]
             scored.append(_Scored(q.asked_on or q.article, found.ids, found.dense, found.lexical, best,
                                   np.array([contains_answer(passages[int(i)].text, golds) for i in found.ids]),
-                                  _ages(found.ids, passages, q.asked_on)))
+                                  ages_in_days(found.ids, passages, q.asked_on)))
         index.close()
     return scored
 

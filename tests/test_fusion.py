@@ -7,7 +7,7 @@ import pytest
 from embeddings.indexer import update_index
 from embeddings.reader import open_index
 from qa import fusion
-from qa.retrieve import Retriever, _ages, _best
+from qa.retrieve import Retriever, ages_in_days, best_sentence_score
 from qa.settings import Settings
 from qa.tune import SENTENCE_LEXICAL, _rank_of_first, _Scored
 
@@ -77,11 +77,11 @@ def test_retriever_and_tuning_rank_alike(corpus, index_settings, fake_encoder, w
             found = retriever.candidates(query, qvec)
             evidence = retriever.sentence_evidence(qvec, retriever.index.store.passages(found.ids.tolist()),
                                                    retriever.query_terms(query))
-            best = {beta: np.array([_best(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
+            best = {beta: np.array([best_sentence_score(evidence[int(i)], fusion.Weights(sentence_lexical=beta))
                                     for i in found.ids]) for beta in SENTENCE_LEXICAL}
             for target in (h.passage.id for h in hits[:5]):
                 scored = _Scored("a", found.ids, found.dense, found.lexical, best, found.ids == target,
-                                 _ages(found.ids, retriever.index.store.passages(found.ids.tolist()), as_of))
+                                 ages_in_days(found.ids, retriever.index.store.passages(found.ids.tolist()), as_of))
                 want = [h.passage.id for h in hits].index(target) + 1
                 assert _rank_of_first(scored, dw, sw, depth, power, beta, recency) == want, (query, target)
     finally:
