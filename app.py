@@ -1,7 +1,7 @@
 """The Gradio chat: wiring and presentation only; the answering is ``qa.pipeline.ask``.
 
 Start it with ``qa serve`` or ``make run`` (http://127.0.0.1:7860). Every piece of article
-text is HTML-escaped before it reaches the page. Named API endpoints (see the README):
+text reaches the page through ``as_text``: shown as written, never read as HTML or Markdown. Named API endpoints (see the README):
 ``/ask``, ``/articles``, ``/add_articles``, ``/rebuild``, ``/status``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 
 from embeddings.articles import SUPPORTED_SUFFIXES
 from embeddings.manifest import IndexProblem
@@ -32,22 +33,49 @@ def searched_queries(user_messages: list[str]) -> list[str]:
     return queries
 
 
+# Characters that HTML or Markdown read as markup wherever they stand (tags, entities, the
+# brackets of links and images, emphasis, code, tables, maths, e-mail autolinks), shown as
+# character references; and the few that are markup only in some places (URL and "www."
+# autolinks, list markers and heading underlines at the start of a line).
+_AS_TEXT = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_{}[]#|~$@"})
+_IN_PLACE = [(re.compile(r"://"), "&#58;//"),
+             (re.compile(r"(?i)\bwww\."), lambda m: m.group(0)[:3] + "&#46;"),
+             (re.compile(r"(?m)^(\s*)([-+=])"), lambda m: f"{m.group(1)}&#{ord(m.group(2))};"),
+             (re.compile(r"(?m)^(\s*\d+)\."), r"\1&#46;")]
+
+
+def as_text(text: str) -> str:
+    r"""``text`` for the chat, which renders Markdown and HTML: whatever either would read as
+    markup becomes a character reference, so article text shows as written and nothing in it
+    can load, link or run.
+
+    >>> as_text("![p](http://x/p.png) <b>*hi*</b>")
+    '!&#91;p&#93;(http&#58;//x/p.png) &#60;b&#62;&#42;hi&#42;&#60;/b&#62;'
+    >>> as_text("- one\n2. two, see www.example.org")
+    '&#45; one\n2&#46; two, see www&#46;example.org'
+    """
+    text = text.translate(_AS_TEXT)
+    for pattern, replacement in _IN_PLACE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def render_answer(answer: Answer) -> list[dict]:
     """The reply as chat messages: the one-line answer, then one collapsible message per source."""
-    head = html.escape(answer.text)
+    head = as_text(answer.text)
     if answer.searched != answer.question:
-        head += f"\n\n<small>Searched: <i>{html.escape(answer.searched)}</i></small>"
+        head += f"\n\n<small>Searched: <i>{as_text(answer.searched)}</i></small>"
     if not answer.covered and answer.sources:
         head += "\n\nClosest matches, not answers:"
     messages = [{"role": "assistant", "content": head}]
     for s in answer.sources:
         p = s.hit.passage
-        body = "".join(f"<mark>{html.escape(t)}</mark>" if marked else html.escape(t)
+        body = "".join(f"<mark>{as_text(t)}</mark>" if marked else as_text(t)
                        for t, marked in s.segments()).replace("\n\n", "<br><br>")
-        where = " · ".join(html.escape(x) for x in (p.source, p.url) if x)
+        where = " · ".join(as_text(x) for x in (p.source, p.url) if x)
         content = body + (f"<br><small>{where}</small>" if where else "")
         messages.append({"role": "assistant", "content": content,
-                         "metadata": {"title": html.escape(f"[{s.number}] {s.label}"), "status": "done"}})
+                         "metadata": {"title": f"[{s.number}] {as_text(s.label)}", "status": "done"}})
     return messages
 
 
@@ -100,7 +128,7 @@ def make_chat(live: LiveIndex):
         try:
             filters = parse_filters(since, until, sources)
         except ValueError as e:
-            return [{"role": "assistant", "content": html.escape(str(e))}]
+            return [{"role": "assistant", "content": as_text(str(e))}]
         previous = [m["content"] for m in history
                     if m.get("role") == "user" and isinstance(m.get("content"), str)]
         answer = ask(live.retriever, message, searched_queries(previous), k=int(k), filters=filters)
@@ -120,7 +148,7 @@ def article_rows(live: LiveIndex, title_query: str = "") -> list[list]:
 def report_markdown(report) -> str:
     """What an update did, escaped, one line per kind of change."""
     def names(titles):
-        shown = ", ".join(f"“{html.escape(t)}”" for t in titles[:10])
+        shown = ", ".join(f"“{as_text(t)}”" for t in titles[:10])
         return shown + (f" and {len(titles) - 10} more" if len(titles) > 10 else "")
 
     lines = []
@@ -130,7 +158,7 @@ def report_markdown(report) -> str:
     lines.append(f"{_count(report.passages_encoded, 'passage')} encoded; "
                  f"{_count(report.unchanged, 'article')} unchanged.")
     for error in report.errors:
-        lines.append(f"**Not indexed:** {html.escape(error)}")
+        lines.append(f"**Not indexed:** {as_text(error)}")
     return "\n\n".join(lines)
 
 
@@ -150,7 +178,7 @@ def build_ui(live: LiveIndex):
         try:
             report = live.add_files(pairs, progress=True)
         except IndexProblem as e:
-            return (html.escape(str(e)), *refresh(title_query))
+            return (as_text(str(e)), *refresh(title_query))
         return (report_markdown(report), *refresh(title_query))
 
     def rebuild(title_query: str = "", progress=gr.Progress(track_tqdm=True)):
@@ -158,7 +186,7 @@ def build_ui(live: LiveIndex):
         try:
             report = live.rebuild(progress=True)
         except IndexProblem as e:
-            return (html.escape(str(e)), *refresh(title_query))
+            return (as_text(str(e)), *refresh(title_query))
         return ("**Rebuilt.** " + report_markdown(report), *refresh(title_query))
 
     with gr.Blocks(title="News QA") as demo:

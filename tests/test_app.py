@@ -21,10 +21,24 @@ def test_article_text_is_escaped():
     joined = " ".join(m["content"] for m in rendered) + " ".join(
         m.get("metadata", {}).get("title", "") for m in rendered)
     assert "<script>" not in joined and "<img" not in joined
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in joined
-    assert "<mark>&lt;script&gt;alert(1)&lt;/script&gt;</mark>" in joined
-    assert "&amp;b=2" in joined
-    assert "T &lt;b&gt;bold" in joined
+    assert "&#60;script&#62;alert(1)&#60;/script&#62;" in joined
+    assert "<mark>&#60;script&#62;alert(1)&#60;/script&#62;</mark>" in joined
+    assert "https&#58;//x.example/?a=1&#38;b=2" in joined  # not a link
+    assert "T &#60;b&#62;bold" in joined
+
+
+def test_markdown_in_article_text_is_shown_as_written():
+    from app import as_text
+
+    text = ("![p](http://127.0.0.1:9/pixel.png) [site](http://x.example) <http://y.example> www.z.example "
+            "a@b.example *em* _em_ `code` ~~gone~~ $x^2$ | table |\n# Heading\n- item\n1. first\n---\n===")
+    shown = as_text(text)
+    for markup in ("![", "](", "[site]", "<http", "://", "www.", "@", "*em*", "_em_", "`", "~~", "$x",
+                   "| table", "\n#", "\n-", "\n1.", "\n---", "\n="):
+        assert markup not in shown, markup
+    import html as html_module
+
+    assert html_module.unescape(shown) == text  # shown exactly as written
 
 
 def test_follow_up_queries_are_replayed_from_history():
@@ -112,5 +126,5 @@ def test_status_line_and_update_report_are_escaped():
     report = UpdateReport(added=["<img src=x onerror=alert(1)>"], passages_encoded=1,
                           errors=["<b>x.txt</b>: is empty"])
     text = report_markdown(report)
-    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
-    assert "&lt;b&gt;x.txt&lt;/b&gt;: is empty" in text and "1 passage encoded" in text
+    assert "<img" not in text and "&#60;img src=x onerror=alert(1)&#62;" in text
+    assert "&#60;b&#62;x.txt&#60;/b&#62;: is empty" in text and "1 passage encoded" in text

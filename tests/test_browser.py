@@ -111,6 +111,44 @@ def test_article_markup_is_shown_literally_and_never_runs(browser, tmp_path):
         page.close()
 
 
+MARKDOWN = """title: Harbour [board](http://127.0.0.1:9/title-link) meets
+date: 2020-02-02
+
+The harbour board met on Monday ![pixel](http://127.0.0.1:9/pixel.png) to discuss dredging \
+[the minutes](http://127.0.0.1:9/minutes) and <http://127.0.0.1:9/auto> and http://127.0.0.1:9/bare \
+and www.example.invalid and *dredging costs* and `code`.
+"""
+
+
+def test_markdown_in_an_article_loads_links_and_runs_nothing(browser, tmp_path):
+    """An image, links, autolinks and emphasis inside article text: shown as written; the page
+    requests nothing outside the app and holds no link, image or emphasis made from them."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "markdown.txt").write_text(MARKDOWN.replace("\\\n", ""), encoding="utf-8")
+    with served_app(tmp_path, articles=[folder]) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if "127.0.0.1:9/" in r.url or "example" in r.url else None)
+        page.goto(url)
+        ask(page, "What did the harbour board discuss on Monday?")
+        page.locator("#chat .bot-row").first.get_by_text("dredging", exact=False).first.wait_for(timeout=60_000)
+        for group in page.locator("#chat .thought-group").all():
+            group.locator(".title").click()
+        chat = page.locator("#chat")
+        chat.get_by_text("![pixel](http://127.0.0.1:9/pixel.png)", exact=False).first.wait_for()
+        text = chat.inner_text()
+        for written in ("[the minutes](http://127.0.0.1:9/minutes)", "<http://127.0.0.1:9/auto>",
+                        "http://127.0.0.1:9/bare", "www.example.invalid", "*dredging costs*", "`code`",
+                        "Harbour [board](http://127.0.0.1:9/title-link) meets"):
+            assert written in text, written
+        page.wait_for_timeout(1000)  # give any image time to be requested
+        assert outside == []
+        for selector in ("a[href*='127.0.0.1:9']", "a[href*='example']", "img[src*='127.0.0.1:9']", "em", "code"):
+            assert chat.locator(selector).count() == 0, selector
+        page.close()
+
+
 def test_upload_through_the_page_then_ask_about_it(browser, tmp_path):
     article = tmp_path / "keepers.md"
     article.write_text("# Lighthouse keepers return to Skerryvore\n\ndate: 2019-03-04\n\nThe Northern "
