@@ -27,7 +27,7 @@ import numpy as np
 
 from embeddings.articles import Article, ArticleError, find_article_files, load_articles
 from embeddings.encoder import Encoder
-from embeddings.manifest import IndexProblem, check_compatible, read_manifest
+from embeddings.manifest import IndexMismatch, IndexProblem, check_compatible, read_manifest
 from embeddings.passages import Passage, split_passages, with_context
 from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
                                vectors_from_store)
@@ -109,6 +109,35 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
             _apply(store, plan, settings, encoder, build, report, progress, vectors)
             _finish(store, directory, settings, vectors)
             return report
+    finally:
+        lock.release()
+
+
+def repair_index(settings: IndexSettings) -> dict:
+    """Rewrite the derived files (``vectors.faiss``, ``manifest.json``) from the store, with
+    no encoding: every vector is in the store. Returns the manifest written.
+
+    Raises:
+        IndexMismatch: there is no store, or it holds no index (nothing to repair from).
+    """
+    from filelock import FileLock, Timeout
+
+    directory = Path(settings.index_dir)
+    path = directory / STORE_FILE
+    if not path.exists():
+        raise IndexMismatch(f"{path} is missing, so there is nothing to repair from: build the index again "
+                            f"with `qa index --rebuild --index-dir {directory} PATH...`")
+    try:
+        lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
+    try:
+        with Store(path) as store:
+            if store.get_meta("build") is None:
+                raise IndexMismatch(f"{path} holds no index: build it with "
+                                    f"`qa index --rebuild --index-dir {directory} PATH...`")
+            return save_derived(directory, store, vectors_from_store(store, settings.vector_index))
     finally:
         lock.release()
 

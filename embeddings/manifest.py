@@ -48,10 +48,10 @@ def build_block(identity: dict, dimension: int, chunker: dict, sentences: str) -
     }
 
 
-def write_manifest(directory: Path, build: dict, generation: int, updated_at: str | None,
-                   counts: dict, vector_index: dict) -> dict:
-    """Write ``manifest.json`` atomically and return what was written."""
-    manifest = {
+def make_manifest(build: dict, generation: int, updated_at: str | None, counts: dict,
+                  vector_index: dict) -> dict:
+    """The manifest describing a store in this state."""
+    return {
         **build,
         "generation": generation,
         "updated_at": updated_at,
@@ -60,6 +60,12 @@ def write_manifest(directory: Path, build: dict, generation: int, updated_at: st
         "files": {"store": "store.sqlite", "vectors": "vectors.faiss"},
         "versions": _versions(),
     }
+
+
+def write_manifest(directory: Path, build: dict, generation: int, updated_at: str | None,
+                   counts: dict, vector_index: dict) -> dict:
+    """Write ``manifest.json`` atomically and return what was written."""
+    manifest = make_manifest(build, generation, updated_at, counts, vector_index)
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=MANIFEST + ".", suffix=".part", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -72,15 +78,35 @@ def write_manifest(directory: Path, build: dict, generation: int, updated_at: st
     return manifest
 
 
+REQUIRED = ("format_version", "model", "chunker", "sentences", "counts", "generation")
+
+
+class ManifestDamaged(IndexMismatch):
+    """``manifest.json`` exists but is not a manifest (not UTF-8 JSON, or the wrong shape)."""
+
+
 def read_manifest(directory: Path) -> dict:
+    """The parsed ``manifest.json``.
+
+    Raises:
+        IndexMissing: there is none.
+        ManifestDamaged: it is not UTF-8 JSON, or not an object with the manifest's keys;
+            the message names the command that rewrites it from the store.
+    """
     path = Path(directory) / MANIFEST
     if not path.exists():
         raise IndexMissing(f"no index at {directory}/ yet: build it with `qa index seeds/` "
                            f"(or `qa index PATH...` for your own articles)")
+    repair = f"rewrite it from the store with `qa index --repair --index-dir {directory}`"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise IndexMismatch(f"{path} is unreadable ({e}): rebuild with `qa index --rebuild`") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, and text that is not UTF-8
+        raise ManifestDamaged(f"{path} is unreadable ({type(e).__name__}: {e}); {repair}") from None
+    missing = [k for k in REQUIRED if k not in manifest] if isinstance(manifest, dict) else list(REQUIRED)
+    if missing or not isinstance(manifest.get("model"), dict) or not isinstance(manifest.get("counts"), dict):
+        raise ManifestDamaged(f"{path} is not an index manifest (missing {', '.join(missing) or 'its model or counts'}); "
+                              f"{repair}")
+    return manifest
 
 
 def check_compatible(directory: Path, found: dict, expected: dict) -> None:

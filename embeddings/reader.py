@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.manifest import (IndexMismatch, IndexProblem, build_block, check_compatible, read_manifest,
-                                 write_manifest)
+from embeddings.manifest import (MANIFEST, IndexMismatch, IndexMissing, IndexProblem, ManifestDamaged,
+                                 build_block, check_compatible, make_manifest, read_manifest, write_manifest)
 from embeddings.settings import IndexSettings
 from embeddings.store import Store
 from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index, make_vector_index
@@ -46,10 +46,19 @@ class LoadedIndex:
 
 
 def recorded_model(directory: Path) -> dict | None:
-    """The model block of the index's manifest (what ``auto`` settings follow), if readable."""
+    """The model block the index was built with (what ``auto`` settings follow): from the
+    manifest, or from the store when the manifest is missing or damaged; None if neither."""
     try:
-        return read_manifest(Path(directory)).get("model")
-    except (IndexProblem, AttributeError):
+        return read_manifest(Path(directory))["model"]
+    except IndexProblem:
+        pass
+    path = Path(directory) / STORE_FILE
+    if not path.exists():
+        return None
+    try:
+        with Store(path, snapshot=True) as store:
+            return (store.get_meta("build") or {}).get("model")
+    except Exception:  # a damaged store: the check that opens it says what to do
         return None
 
 
@@ -121,15 +130,26 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
     index is reopened.
     """
     directory = Path(settings.index_dir)
-    manifest = read_manifest(directory)
     expected = expected_build(settings, identity, dimension)
-    check_compatible(directory, manifest, expected)
-    store = Store(directory / STORE_FILE, snapshot=True)
+    store_path = directory / STORE_FILE
+    try:
+        manifest = read_manifest(directory)
+    except (IndexMissing, ManifestDamaged):
+        if not store_path.exists():
+            raise
+        manifest = None  # derived from the store: rewritten below
+    else:
+        check_compatible(directory, manifest, expected)
+    if not store_path.exists():  # never create an empty one in its place
+        raise IndexMismatch(f"{store_path} is missing (it holds the articles and their vectors): build the "
+                            f"index again with `qa index --rebuild --index-dir {directory} PATH...` from your "
+                            f"article files")
+    store = Store(store_path, snapshot=True)
     try:
         stored_build = store.get_meta("build")
         if stored_build is None:
-            raise IndexMismatch(f"{directory}/{STORE_FILE} is empty or missing: rebuild with "
-                                f"`qa index --rebuild --index-dir {directory}`")
+            raise IndexMismatch(f"{store_path} is empty: build the index with "
+                                f"`qa index --rebuild --index-dir {directory} PATH...`")
         check_compatible(directory, stored_build, expected)
         vectors = _load_vectors(directory / VECTORS_FILE)
         if vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids()):
@@ -137,6 +157,11 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
                         directory / VECTORS_FILE)
             vectors = vectors_from_store(store, settings.vector_index)
             manifest = _repair_vectors_file(directory, store, vectors) or manifest
+        if manifest is None or manifest.get("generation") != store.generation:
+            logger.info("%s does not describe the store; rewriting it", directory / MANIFEST)
+            manifest = (_repair_vectors_file(directory, store, vectors)
+                        or make_manifest(stored_build, store.generation, store.get_meta("updated_at"),
+                                         store.counts(), vector_index_info(vectors)))
         return LoadedIndex(directory, store, vectors, manifest)
     except BaseException:
         store.close()

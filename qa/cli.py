@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="rebuild from scratch (from the paths indexed before when none are given)")
     p.add_argument("--rebuild-if-stale", action="store_true",
                    help="rebuild when the index was built with another model or chunker")
+    p.add_argument("--repair", action="store_true",
+                   help="rewrite the vector file and manifest from the store (no encoding)")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("status", help="what is indexed")
@@ -155,6 +157,13 @@ def cmd_index(args, settings: Settings) -> int:
     from embeddings.indexer import indexed_roots, update_index
     from embeddings.manifest import IndexMismatch
 
+    if args.repair:
+        from embeddings.indexer import repair_index
+
+        manifest = repair_index(settings.index)
+        print(f"repaired {settings.index.index_dir}/ from its store (articles: {manifest['counts']['articles']}, "
+              f"passages: {manifest['counts']['passages']}): vectors and manifest rewritten, nothing encoded")
+        return 0
     if not args.paths and not args.rebuild:
         print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
         return 2
@@ -183,9 +192,16 @@ def cmd_index(args, settings: Settings) -> int:
 
 
 def cmd_status(args, settings: Settings) -> int:
+    from embeddings.check import check_index
     from embeddings.manifest import read_manifest
 
-    manifest = read_manifest(settings.index.index_dir)
+    problems = check_index(settings.index.index_dir)
+    for problem in problems:
+        print(f"qa: problem: {problem}", file=sys.stderr)
+    try:
+        manifest = read_manifest(settings.index.index_dir)
+    except IndexProblem:
+        return 1
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0
@@ -202,7 +218,7 @@ def cmd_status(args, settings: Settings) -> int:
     vectors = f"{v.get('kind')}" + (f" ({v['nlist']} cells, {v['nprobe']} probed per query)" if v.get("nlist") else "")
     print(f"vectors:     {vectors}")
     print(f"last update: {manifest['updated_at']}")
-    return 0
+    return 1 if problems else 0
 
 
 def cmd_ask(args, settings: Settings) -> int:

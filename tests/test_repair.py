@@ -1,0 +1,88 @@
+"""Damaged or missing derived files: reported with the command that fixes them, and healed from
+the store without encoding; a missing store is reported, never silently recreated (#11)."""
+
+import json
+
+import pytest
+
+from embeddings.check import check_index
+from embeddings.indexer import repair_index, update_index
+from embeddings.manifest import IndexMismatch, ManifestDamaged, read_manifest
+from embeddings.reader import open_index
+
+DAMAGED = [bytes(range(256)) * 2, b"[]", b"null", b"{}", b'{"format_version": 2}', b"{not json"]
+
+
+@pytest.fixture
+def built(corpus, index_settings, fake_encoder):
+    update_index([corpus], index_settings, fake_encoder)
+    return index_settings
+
+
+def opened(settings, encoder):
+    index = open_index(settings, encoder.identity, encoder.dimension)
+    counts = index.manifest["counts"]
+    index.close()
+    return counts
+
+
+@pytest.mark.parametrize("content", DAMAGED)
+def test_a_damaged_manifest_is_named_with_its_repair_and_healed_on_open(built, fake_encoder, content):
+    directory = built.index_dir
+    good = read_manifest(directory)
+    (directory / "manifest.json").write_bytes(content)
+    with pytest.raises(ManifestDamaged, match=rf"qa index --repair --index-dir {directory}"):
+        read_manifest(directory)
+    [problem] = check_index(directory)
+    assert "manifest.json" in problem and f"--index-dir {directory}" in problem
+    assert opened(built, fake_encoder) == good["counts"]  # opening rewrote it from the store
+    assert read_manifest(directory)["counts"] == good["counts"] and check_index(directory) == []
+
+
+def test_a_missing_manifest_beside_a_store_is_rewritten_not_mistaken_for_no_index(built, fake_encoder):
+    directory = built.index_dir
+    counts = read_manifest(directory)["counts"]
+    (directory / "manifest.json").unlink()
+    assert "manifest.json is missing" in check_index(directory)[0]
+    assert opened(built, fake_encoder) == counts
+    assert (directory / "manifest.json").exists() and check_index(directory) == []
+
+
+def test_a_missing_store_is_reported_and_not_recreated(built, fake_encoder):
+    directory = built.index_dir
+    (directory / "store.sqlite").unlink()
+    with pytest.raises(IndexMismatch, match=r"store.sqlite is missing.*qa index --rebuild --index-dir"):
+        open_index(built, fake_encoder.identity, fake_encoder.dimension)
+    assert not (directory / "store.sqlite").exists()
+    assert "store.sqlite is missing" in check_index(directory)[0]
+    with pytest.raises(IndexMismatch, match="nothing to repair from"):
+        repair_index(built)
+
+
+def test_a_truncated_vector_file_and_stale_counts_are_reported_and_repaired(built, fake_encoder, monkeypatch):
+    directory = built.index_dir
+    vectors = directory / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:vectors.stat().st_size // 2])
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["counts"]["passages"] += 7
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    problems = check_index(directory)
+    assert any("vectors.faiss cannot be read" in p for p in problems)
+    assert any("the store holds" in p for p in problems)
+    import embeddings.indexer as indexer
+
+    monkeypatch.setattr(indexer, "update_index", None)  # repairing never re-encodes
+    written = repair_index(built)
+    assert check_index(directory) == [] and written["counts"]["passages"] == manifest["counts"]["passages"] - 7
+
+
+def test_cli_status_reports_problems_and_index_repair_fixes_them(built, capsys):
+    from qa.cli import main
+
+    directory = built.index_dir
+    (directory / "manifest.json").write_bytes(b"\xff\xfe garbage")
+    assert main(["--index-dir", str(directory), "status"]) == 1
+    assert "qa index --repair" in capsys.readouterr().err
+    assert main(["--index-dir", str(directory), "index", "--repair"]) == 0
+    assert "nothing encoded" in capsys.readouterr().out
+    assert main(["--index-dir", str(directory), "status"]) == 0
