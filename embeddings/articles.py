@@ -21,10 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,28 +93,49 @@ def load_articles(path: Path) -> list[Article]:
     return [_parse_text(path, origin, text, markdown=suffix == ".md")]
 
 
-def find_article_files(folder: Path) -> list[Path]:
-    """All supported files under ``folder``, recursively, in a stable order (hidden ones skipped)."""
+def find_article_files(folder: Path, problems: list[ArticleError] | None = None) -> list[Path]:
+    """All supported files under ``folder``, recursively, in a stable order (hidden ones and
+    symbolic links to folders skipped). A subfolder that cannot be listed is added to
+    ``problems`` (when given) and skipped; FIFOs, devices and sockets among the files are
+    returned too, so that reading them reports them by name."""
+    folder = Path(folder)
+
+    def unreadable(error: OSError) -> None:
+        if problems is not None:
+            problems.append(ArticleError(error.filename or folder, f"is a folder that cannot be read "
+                                                                   f"({error.strerror}); skipped"))
+
     found = []
-    for p in sorted(Path(folder).rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
-            found.append(p)
-    return found
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append(Path(root) / name)
+    return sorted(found)
 
 
 def read_text(path: Path) -> str:
     """The file's text as UTF-8 with ``\\n`` line ends; clear errors for anything else."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as e:
         raise ArticleError(path, f"cannot be read ({e.strerror})") from e
-    if size > MAX_FILE_BYTES:
-        raise ArticleError(path, f"is too large ({size / 2**20:.1f} MB; the limit is "
+    if not stat.S_ISREG(info.st_mode):  # reading a FIFO would wait forever
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise ArticleError(path, f"is {kind}, not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ArticleError(path, f"is too large ({info.st_size / 2**20:.1f} MB; the limit is "
                                  f"{MAX_FILE_BYTES / 2**20:.0f} MB): split it into smaller files")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArticleError(path, f"cannot be read ({e.strerror})") from e
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            data = data.decode("utf-16").encode("utf-8")  # a UTF-16 file, marked as such
+        except UnicodeDecodeError as e:
+            raise ArticleError(path, f"starts as UTF-16 but is not valid UTF-16 (offset {e.start}); "
+                                     f"re-save it as UTF-8") from e
     if b"\x00" in data[:8192]:
         raise ArticleError(path, "looks like a binary file (it contains NUL bytes), not text")
     try:

@@ -207,10 +207,14 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
     to_add: list = []
     replaces: set[str] = set()
     held = chars = 0
+    unlisted: list[Path] = []  # folders that could not be listed: what they held stays indexed
     for path in paths:
         if path.is_dir():
             folders.append(path.resolve())
-            files = find_article_files(path)
+            problems: list[ArticleError] = []
+            files = find_article_files(path, problems)
+            report.errors.extend(str(e) for e in problems)
+            unlisted.extend(Path(e.path).resolve() for e in problems)
         elif path.exists():
             files = [path]
         else:
@@ -245,10 +249,10 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
                     to_add.append((file, article.id))
     to_remove = set()
     for aid, (_, path) in states.items():
-        if aid in found or path in failed_files:
+        if aid in found or path in failed_files or any(Path(path).is_relative_to(u) for u in unlisted):
             continue
         gone_from_file = path in read_files
-        gone_from_folder = not Path(path).exists() and any(Path(path).is_relative_to(f) for f in folders)
+        gone_from_folder = not _exists(path) and any(Path(path).is_relative_to(f) for f in folders)
         if gone_from_file or gone_from_folder or rebuild:
             to_remove.add(aid)
     if to_remove:
@@ -256,6 +260,14 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
         report.removed = [titles[aid] for aid in to_remove]
     roots = [str(p.resolve()) for p in paths if p.exists()]
     return _Plan(to_add, replaces, to_remove, chars, roots, failed_files)
+
+
+def _exists(path: str) -> bool:
+    """Whether ``path`` exists; one that cannot be checked (no permission) counts as existing."""
+    try:
+        return Path(path).exists()
+    except OSError:
+        return True
 
 
 def _articles(to_add: list):

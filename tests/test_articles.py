@@ -1,6 +1,7 @@
 """Loading articles: the seed, each format, and malformed inputs with clear errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,57 @@ def test_find_article_files_skips_hidden_and_other_types(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.md").write_text("x")
     assert [p.name for p in find_article_files(tmp_path)] == ["a.txt", "d.md"]
+
+
+def test_a_utf16_file_is_read(tmp_path):
+    path = tmp_path / "utf16.txt"
+    path.write_text("title: Café opens\n\nThe café opened on Monday.\n", encoding="utf-16")
+    [article] = load_articles(path)
+    assert article.title == "Café opens" and "opened on Monday" in article.body
+
+
+def test_a_fifo_is_named_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)  # opening it for reading would wait forever
+    with pytest.raises(ArticleError, match=r"pipe\.txt: is a FIFO, not a regular file"):
+        load_articles(fifo)
+
+
+def test_a_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "locked.txt"
+    path.write_text("Some text.", encoding="utf-8")
+    real = Path.read_bytes
+
+    def refuse(self):
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(ArticleError, match=r"locked\.txt: cannot be read \(Permission denied\)"):
+        load_articles(path)
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_skipped(tmp_path, monkeypatch):
+    import os
+
+    from embeddings.articles import find_article_files
+
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.txt").write_text("A.", encoding="utf-8")
+    (tmp_path / "shut").mkdir()
+    (tmp_path / "shut" / "b.txt").write_text("B.", encoding="utf-8")
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "shut":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems = []
+    assert find_article_files(tmp_path, problems) == [tmp_path / "open" / "a.txt"]
+    [problem] = problems
+    assert "shut: is a folder that cannot be read (Permission denied); skipped" in str(problem)

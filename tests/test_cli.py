@@ -80,7 +80,7 @@ def test_bad_file_exit_code_and_message(tmp_path):
     bad = tmp_path / "articles"
     bad.mkdir()
     (bad / "good.txt").write_text("A good article about bridges.", encoding="utf-8")
-    (bad / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+    (bad / "bad.txt").write_bytes(b"\x89PNG\x00\x01bad")  # NUL bytes, no UTF-16 byte-order mark
     result = qa("index", str(bad), index_dir=tmp_path / "index", check=False)
     assert result.returncode == 1
     assert "bad.txt" in result.stderr and "binary" in result.stderr

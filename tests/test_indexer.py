@@ -3,6 +3,7 @@
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -394,4 +395,45 @@ def test_a_killed_update_resumes_and_encodes_only_what_it_had_not_committed(tmp_
     assert index.store.counts()["articles"] == 12
     assert np.array_equal(index.vectors.ids(), index.store.all_passage_ids())
     assert index.manifest["counts"] == index.store.counts()
+    index.close()
+
+
+def test_unreadable_files_fifos_and_folders_are_reported_and_the_rest_indexed(tmp_path, index_settings,
+                                                                              fake_encoder, monkeypatch):
+    import os
+    import threading
+
+    folder = tmp_path / "news"
+    (folder / "desk").mkdir(parents=True)
+    (folder / "good.txt").write_text("title: Good\n\nThe ferry sailed.\n", encoding="utf-8")
+    (folder / "desk" / "kept.txt").write_text("title: Kept\n\nThe library opened.\n", encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    os.mkfifo(folder / "pipe.txt")
+    (folder / "locked.txt").write_text("title: Locked\n\nSecret.\n", encoding="utf-8")
+    real_read, real_scandir = Path.read_bytes, os.scandir
+
+    def read_bytes(self):
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    def scandir(path="."):
+        if Path(path).name == "desk":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "scandir", scandir)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(update_index([folder], index_settings, fake_encoder)),
+                              daemon=True)
+    worker.start()
+    worker.join(120)
+    assert done, "qa index hung (on the FIFO?)"
+    errors = "\n".join(done[0].errors)
+    assert "pipe.txt: is a FIFO" in errors and "locked.txt: cannot be read (Permission denied)" in errors
+    assert "desk: is a folder that cannot be read" in errors
+    assert done[0].removed == []  # what the unlisted folder holds stays indexed
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    assert sorted(a.title for a in index.store.articles()) == ["Good", "Kept"]
     index.close()
