@@ -96,6 +96,7 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
     except Timeout:
         raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
     try:
+        _remove_leftovers(directory)
         with Store(directory / STORE_FILE) as store:
             build = expected_build(settings, encoder.identity, encoder.dimension)
             paths = [Path(p) for p in paths]
@@ -133,6 +134,7 @@ def repair_index(settings: IndexSettings) -> dict:
     except Timeout:
         raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
     try:
+        _remove_leftovers(directory)
         with Store(path) as store:
             if store.get_meta("build") is None:
                 raise IndexMismatch(f"{path} holds no index: build it with "
@@ -260,6 +262,13 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
         report.removed = [titles[aid] for aid in to_remove]
     roots = [str(p.resolve()) for p in paths if p.exists()]
     return _Plan(to_add, replaces, to_remove, chars, roots, failed_files)
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Delete the ``*.part`` files a killed write of the vector file or manifest left behind
+    (called with the update lock held, so no write is in progress)."""
+    for part in directory.glob("*.part"):
+        part.unlink(missing_ok=True)
 
 
 def _exists(path: str) -> bool:

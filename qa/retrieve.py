@@ -187,18 +187,37 @@ class Retriever:
         best = np.array([best_sentence_score(evidence.get(int(i)), weights) for i in found.ids])
         ages = ages_in_days(found.ids, passages, _reference_day(as_of, filters))
         order, scores = fusion.rank(method, found.dense, found.lexical, best, weights, ages)
-        top = [int(found.ids[i]) for i in order[:k]]
-        more = self.index.store.passages([i for i in top if i not in passages])
-        passages.update(more)
+        order = self._distinct(order, found.ids, passages, k)
+        top = [int(found.ids[i]) for i in order]
+        more = {pid: passages[pid] for pid in top if pid not in evidence}
         evidence.update(self.sentence_evidence(qvec, more, terms))
         hits = []
-        for i in order[:k]:
+        for i in order:
             pid = int(found.ids[i])
             e = evidence[pid]
             hits.append(Hit(passages[pid], float(scores[i]), float(found.dense[i]), float(found.lexical[i]),
                             tuple(float(x) for x in fusion.sentence_scores(e.cosines, e.coverage, weights)),
                             tuple(float(x) for x in e.cosines), tuple(float(x) for x in e.coverage)))
         return hits
+
+    def _distinct(self, order: np.ndarray, ids: np.ndarray, passages: dict[int, StoredPassage],
+                  k: int) -> list[int]:
+        """The first ``k`` positions of ``order`` whose passage text was not shown already (the
+        same article saved under two names, or one wire story in two papers, is cited once).
+        Reads into ``passages`` the ones it looks at."""
+        chosen, seen, at = [], set(), 0
+        while len(chosen) < k and at < len(order):
+            batch = [int(ids[i]) for i in order[at:at + k + 5]]
+            passages.update(self.index.store.passages([pid for pid in batch if pid not in passages]))
+            for i in order[at:at + k + 5]:
+                text = " ".join(passages[int(ids[i])].text.split())
+                if text not in seen:
+                    seen.add(text)
+                    chosen.append(i)
+                    if len(chosen) == k:
+                        break
+            at += k + 5
+        return chosen
 
     def query_terms(self, query: str) -> QueryTerms:
         """The question's content words with their IDF in this index, to find in sentences."""

@@ -86,3 +86,13 @@ def test_cli_status_reports_problems_and_index_repair_fixes_them(built, capsys):
     assert main(["--index-dir", str(directory), "index", "--repair"]) == 0
     assert "nothing encoded" in capsys.readouterr().out
     assert main(["--index-dir", str(directory), "status"]) == 0
+
+
+def test_an_update_removes_the_part_files_a_killed_write_left(built, corpus, fake_encoder):
+    leftover = built.index_dir / "vectors.faiss.k1ll3d.part"
+    leftover.write_bytes(b"half a file")
+    update_index([corpus], built, fake_encoder)
+    assert not leftover.exists()
+    (built.index_dir / "manifest.json.x.part").write_text("{")
+    repair_index(built)
+    assert list(built.index_dir.glob("*.part")) == []

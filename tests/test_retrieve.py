@@ -117,3 +117,23 @@ def test_recency_prefers_the_report_nearest_the_day_asked(tmp_path, index_settin
         assert scores[0] == pytest.approx(scores[-1])  # no as_of: equal reports score alike
     finally:
         index.close()
+
+
+def test_the_same_article_under_two_names_is_cited_once(tmp_path, index_settings, fake_encoder):
+    folder = tmp_path / "twice"
+    folder.mkdir()
+    text = "title: Bridge reopens\ndate: 2024-01-02\n\nThe harbour bridge reopened to traffic after repairs.\n"
+    (folder / "bridge.txt").write_text(text, encoding="utf-8")
+    (folder / "bridge (copy).txt").write_text(text, encoding="utf-8")
+    (folder / "ferry.txt").write_text("title: Ferry\n\nThe harbour ferry kept sailing.\n", encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    try:
+        assert index.store.counts()["articles"] == 3
+        for method in ("hybrid", "dense", "lexical", "rrf"):
+            hits = Retriever(index, fake_encoder, Settings(index=index_settings)).search(
+                "harbour bridge reopened", k=5, method=method)
+            texts = [h.passage.text for h in hits]
+            assert len(texts) == len(set(texts)) == 2, method
+    finally:
+        index.close()
