@@ -7,7 +7,10 @@ and the manifest are derived from it and can always be rewritten from it without
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import numpy as np
 
 from embeddings.manifest import IndexProblem, read_manifest
 from embeddings.reader import STORE_FILE, VECTORS_FILE
@@ -15,8 +18,11 @@ from embeddings.store import Store
 from embeddings.vector_index import load_vector_index
 
 
-def check_index(directory: Path) -> list[str]:
-    """One line per problem found, each ending with the command that repairs it; [] if none."""
+def check_index(directory: Path, thorough: bool = False) -> list[str]:
+    """One line per problem found, each ending with the command that repairs it; [] if none.
+
+    ``thorough`` also runs SQLite's ``PRAGMA quick_check`` over the whole store (seconds on
+    a large archive) and compares the vector file's ids with the store's."""
     directory = Path(directory)
     repair = f"run `qa index --repair --index-dir {directory}`"
     rebuild = f"build it again with `qa index --rebuild --index-dir {directory} PATH...`"
@@ -32,11 +38,16 @@ def check_index(directory: Path) -> list[str]:
     store_path = directory / STORE_FILE
     if not store_path.exists():
         return problems + [f"{store_path} is missing (it holds the articles and their vectors); {rebuild}"]
+    damaged = f"move it aside (`mv {store_path} {store_path}.damaged`) and {rebuild}"
     try:
         with Store(store_path, snapshot=True) as store:
             counts, build = store.counts(), store.get_meta("build")
-    except Exception as e:  # sqlite3.DatabaseError and the like: the file is not a sound database
-        return problems + [f"{store_path} cannot be read ({type(e).__name__}: {e}); {rebuild}"]
+            verdict = [r[0] for r in store.conn.execute("PRAGMA quick_check")] if thorough else ["ok"]
+            ids = store.all_passage_ids() if thorough else None
+    except sqlite3.DatabaseError as e:  # not a database, or a corrupt page on the way
+        return problems + [f"{store_path} is damaged ({e}); {damaged}"]
+    if verdict != ["ok"]:
+        return problems + [f"{store_path} is damaged ({'; '.join(verdict[:3])}); {damaged}"]
     if build is None:
         return problems + [f"{store_path} holds no index; {rebuild}"]
     if manifest is not None and manifest["counts"] != counts:
@@ -45,9 +56,13 @@ def check_index(directory: Path) -> list[str]:
                         f"{counts['passages']}; {repair}")
     vectors_path = directory / VECTORS_FILE
     try:
-        held = load_vector_index(vectors_path).count() if vectors_path.exists() else None
+        vectors = load_vector_index(vectors_path) if vectors_path.exists() else None
+        held = vectors.count() if vectors is not None else None
     except ValueError:
-        held = -1
+        vectors, held = None, -1
+    if ids is not None and vectors is not None and held == counts["passages"] \
+            and not np.array_equal(vectors.ids(), ids):
+        problems.append(f"{vectors_path} holds other passage ids than the store; {repair}")
     if held is None:
         problems.append(f"{vectors_path} is missing; {repair}")
     elif held == -1:

@@ -16,6 +16,7 @@ converted model is kept; default $XDG_CACHE_HOME/news-qa or ~/.cache/news-qa).
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import json
 import os
 import shutil
@@ -54,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except (BackendUnavailable, ModelNotFound) as e:
         print(f"qa: {e}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as e:  # a damaged store.sqlite (a corrupt page, a truncated file)
+        store = Path(args.index_dir) / "store.sqlite"
+        print(f"qa: {store} is damaged ({e}); `qa --index-dir {args.index_dir} check` says more. Move it "
+              f"aside and build the index again from your articles: `mv {store} {store}.damaged && "
+              f"qa --index-dir {args.index_dir} index --rebuild PATH...`", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("qa: interrupted; what was committed stays (run the same command again to finish: "
               "articles already committed are not encoded again)", file=sys.stderr)
@@ -66,31 +73,41 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "news-qa"
 
 
+def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes, before or after the command's name; given after it
+    they win (the subcommand's copies default to "not given")."""
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--index-dir", default=default(os.environ.get("QA_INDEX_DIR", "index")),
+                        help="index directory (default: $QA_INDEX_DIR or ./index)")
+    parser.add_argument("--uploads-dir", default=default(os.environ.get("QA_UPLOADS_DIR", "uploads")),
+                        help="where the web app keeps uploaded articles (default: $QA_UPLOADS_DIR or ./uploads)")
+    parser.add_argument("--backend", choices=["auto", *BACKENDS], default=default(os.environ.get("QA_BACKEND", "auto")),
+                        help="how the model runs (default: what the index was built with, else openvino)")
+    parser.add_argument("--precision", choices=["auto", *PRECISIONS], default=default(os.environ.get("QA_PRECISION", "auto")),
+                        help="bf16 or fp32 (default: what the index was built with, else bf16 where "
+                             "the CPU has bfloat16 instructions)")
+    parser.add_argument("--vector-index", choices=["auto", *KINDS], default=default("auto"),
+                        help=f"exact (flat) or approximate (ivf) vector search; auto: ivf from "
+                             f"{IVF_FROM:,} passages")
+    parser.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default=default("in-context"),
+                        help="in-context (free) or separate (twice the encoding time); takes effect "
+                             "when an index is built")
+    parser.add_argument("--passage-context", choices=("none", "title"), default=default("none"),
+                        help="encode each passage with its article's title in front; takes effect when "
+                             "an index is built")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a collection of news articles.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
-    parser.add_argument("--index-dir", default=os.environ.get("QA_INDEX_DIR", "index"),
-                        help="index directory (default: $QA_INDEX_DIR or ./index)")
-    parser.add_argument("--uploads-dir", default=os.environ.get("QA_UPLOADS_DIR", "uploads"),
-                        help="where the web app keeps uploaded articles (default: $QA_UPLOADS_DIR or ./uploads)")
-    parser.add_argument("--backend", choices=["auto", *BACKENDS], default=os.environ.get("QA_BACKEND", "auto"),
-                        help="how the model runs (default: what the index was built with, else openvino)")
-    parser.add_argument("--precision", choices=["auto", *PRECISIONS], default=os.environ.get("QA_PRECISION", "auto"),
-                        help="bf16 or fp32 (default: what the index was built with, else bf16 where "
-                             "the CPU has bfloat16 instructions)")
-    parser.add_argument("--vector-index", choices=["auto", *KINDS], default="auto",
-                        help=f"exact (flat) or approximate (ivf) vector search; auto: ivf from "
-                             f"{IVF_FROM:,} passages")
-    parser.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default="in-context",
-                        help="in-context (free) or separate (twice the encoding time); takes effect "
-                             "when an index is built")
-    parser.add_argument("--passage-context", choices=("none", "title"), default="none",
-                        help="encode each passage with its article's title in front; takes effect when "
-                             "an index is built")
+    _add_common(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="add, update or remove articles (files or folders)")
+    _add_common(p, defaults=False)
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     p.add_argument("--rebuild", action="store_true",
                    help="rebuild from scratch (from the paths indexed before when none are given)")
@@ -100,11 +117,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="rewrite the vector file and manifest from the store (no encoding)")
     p.set_defaults(run=cmd_index)
 
+    p = sub.add_parser("check", help="check the index thoroughly (SQLite integrity, vectors, counts)")
+    _add_common(p, defaults=False)
+    p.set_defaults(run=cmd_check)
+
     p = sub.add_parser("status", help="what is indexed")
+    _add_common(p, defaults=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_status)
 
     p = sub.add_parser("ask", help="answer a question with cited passages")
+    _add_common(p, defaults=False)
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to show (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -116,11 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("serve", help="start the web chat")
+    _add_common(p, defaults=False)
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", help="measure retrieval on a question set")
+    _add_common(p, defaults=False)
     p.add_argument("format", choices=["squad"])
     p.add_argument("path", type=Path, nargs="+", help="SQuAD-format question sets (several: with --cross-validate)")
     p.add_argument("--work-dir", type=Path, default=None,
@@ -189,6 +214,17 @@ def cmd_index(args, settings: Settings) -> int:
     for error in report.errors:
         print(f"error: {error} (skipped; the index keeps what it had for it)", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def cmd_check(args, settings: Settings) -> int:
+    from embeddings.check import check_index
+
+    problems = check_index(settings.index.index_dir, thorough=True)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if not problems:
+        print(f"{settings.index.index_dir}/: no problems found (store integrity, vectors, manifest, counts)")
+    return 1 if problems else 0
 
 
 def cmd_status(args, settings: Settings) -> int:

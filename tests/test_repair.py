@@ -96,3 +96,34 @@ def test_an_update_removes_the_part_files_a_killed_write_left(built, corpus, fak
     (built.index_dir / "manifest.json.x.part").write_text("{")
     repair_index(built)
     assert list(built.index_dir.glob("*.part")) == []
+
+
+def test_the_command_a_problem_names_runs_as_written(built, capsys):
+    """Options given after the command's name work, so the suggested commands can be pasted."""
+    import re
+    import shlex
+
+    from qa.cli import main
+
+    directory = built.index_dir
+    (directory / "manifest.json").write_text("[]")
+    [problem] = check_index(directory)
+    command = re.search(r"`(qa [^`]+)`", problem).group(1)
+    assert main(shlex.split(command)[1:]) == 0
+    assert check_index(directory) == []
+
+
+def test_a_corrupt_store_page_is_found_by_check_and_named_by_every_command(built, capsys):
+    from qa.cli import main
+
+    directory = built.index_dir
+    store = directory / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    for page in range(2, len(data) // 4096):
+        data[page * 4096 + 100:page * 4096 + 2000] = bytes(range(256)) * 7 + bytes(108)
+    store.write_bytes(bytes(data))
+    assert main(["--index-dir", str(directory), "check"]) == 1
+    out = capsys.readouterr().out
+    assert "store.sqlite is damaged" in out and "store.sqlite.damaged" in out
+    assert main(["--index-dir", str(directory), "index", "--repair"]) == 2  # reads every stored vector
+    assert "is damaged" in capsys.readouterr().err
