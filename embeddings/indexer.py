@@ -18,6 +18,8 @@ A file that cannot be read is reported and skipped; what the index held for it s
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -86,17 +88,9 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
         rebuild: index everything from scratch (e.g. after a model change).
         progress: show a progress bar (passages/s and time left) while encoding.
     """
-    from filelock import FileLock, Timeout
-
     directory = Path(settings.index_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = FileLock(str(directory / LOCK_FILE), timeout=0)
-        lock.acquire()
-    except Timeout:
-        raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
-    try:
-        _remove_leftovers(directory)
+    with _update_lock(directory):
         with Store(directory / STORE_FILE) as store:
             build = expected_build(settings, encoder.identity, encoder.dimension)
             paths = [Path(p) for p in paths]
@@ -110,8 +104,6 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
             _apply(store, plan, settings, encoder, build, report, progress, vectors)
             _finish(store, directory, settings, vectors)
             return report
-    finally:
-        lock.release()
 
 
 def repair_index(settings: IndexSettings) -> dict:
@@ -121,27 +113,17 @@ def repair_index(settings: IndexSettings) -> dict:
     Raises:
         IndexMismatch: there is no store, or it holds no index (nothing to repair from).
     """
-    from filelock import FileLock, Timeout
-
     directory = Path(settings.index_dir)
     path = directory / STORE_FILE
     if not path.exists():
         raise IndexMismatch(f"{path} is missing, so there is nothing to repair from: build the index again "
                             f"with `qa index --rebuild --index-dir {directory} PATH...`")
-    try:
-        lock = FileLock(str(directory / LOCK_FILE), timeout=0)
-        lock.acquire()
-    except Timeout:
-        raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
-    try:
-        _remove_leftovers(directory)
+    with _update_lock(directory):
         with Store(path) as store:
             if store.get_meta("build") is None:
                 raise IndexMismatch(f"{path} holds no index: build it with "
                                     f"`qa index --rebuild --index-dir {directory} PATH...`")
             return save_derived(directory, store, vectors_from_store(store, settings.vector_index))
-    finally:
-        lock.release()
 
 
 def indexed_roots(settings: IndexSettings) -> list[Path]:
@@ -262,6 +244,24 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
         report.removed = [titles[aid] for aid in to_remove]
     roots = [str(p.resolve()) for p in paths if p.exists()]
     return _Plan(to_add, replaces, to_remove, chars, roots, failed_files)
+
+
+@contextlib.contextmanager
+def _update_lock(directory: Path):
+    """Hold the index's update lock (or fail at once: one update at a time), after clearing
+    what a killed write left behind."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexBusy(f"another update of {directory}/ is running; try again when it has finished") from None
+    try:
+        _remove_leftovers(directory)
+        yield
+    finally:
+        lock.release()
 
 
 def _remove_leftovers(directory: Path) -> None:

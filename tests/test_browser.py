@@ -43,6 +43,18 @@ def ask(page, question):
     box.press("Enter")
 
 
+def ask_and_open_sources(page, question, answered, shown):
+    """Ask, wait for an answer holding ``answered``, open every source, wait until ``shown``
+    is on the page; the chat's locator and its text."""
+    ask(page, question)
+    page.locator("#chat .bot-row").first.get_by_text(answered, exact=False).first.wait_for(timeout=60_000)
+    for group in page.locator("#chat .thought-group").all():
+        group.locator(".title").click()
+    chat = page.locator("#chat")
+    chat.get_by_text(shown, exact=False).first.wait_for()
+    return chat, chat.inner_text()
+
+
 def test_ask_read_expand_and_screenshot(browser, tmp_path):
     with served_app(tmp_path) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 860})
@@ -89,13 +101,8 @@ def test_article_markup_is_shown_literally_and_never_runs(browser, tmp_path):
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(url)
-        ask(page, "What did residents complain about on Main Street?")
-        page.locator("#chat .bot-row").first.get_by_text("potholes", exact=False).first.wait_for(timeout=60_000)
-        for group in page.locator("#chat .thought-group").all():
-            group.locator(".title").click()
-        chat = page.locator("#chat")
-        chat.get_by_text('<img src=x onerror="window.__xss = 4; alert(4)">', exact=False).first.wait_for()
-        text = chat.inner_text()
+        chat, text = ask_and_open_sources(page, "What did residents complain about on Main Street?", "potholes",
+                                          '<img src=x onerror="window.__xss = 4; alert(4)">')
         assert "Council <script>window.__xss = 1</script> meeting" in text
         assert "<script>window.__xss = 3; alert(3)</script>" in text
         assert '<img src=x onerror="window.__xss = 2">' in text
@@ -131,13 +138,8 @@ def test_markdown_in_an_article_loads_links_and_runs_nothing(browser, tmp_path):
         outside = []
         page.on("request", lambda r: outside.append(r.url) if "127.0.0.1:9/" in r.url or "example" in r.url else None)
         page.goto(url)
-        ask(page, "What did the harbour board discuss on Monday?")
-        page.locator("#chat .bot-row").first.get_by_text("dredging", exact=False).first.wait_for(timeout=60_000)
-        for group in page.locator("#chat .thought-group").all():
-            group.locator(".title").click()
-        chat = page.locator("#chat")
-        chat.get_by_text("![pixel](http://127.0.0.1:9/pixel.png)", exact=False).first.wait_for()
-        text = chat.inner_text()
+        chat, text = ask_and_open_sources(page, "What did the harbour board discuss on Monday?", "dredging",
+                                          "![pixel](http://127.0.0.1:9/pixel.png)")
         for written in ("[the minutes](http://127.0.0.1:9/minutes)", "<http://127.0.0.1:9/auto>",
                         "http://127.0.0.1:9/bare", "www.example.invalid", "*dredging costs*", "`code`",
                         "Harbour [board](http://127.0.0.1:9/title-link) meets"):
