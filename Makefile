@@ -8,7 +8,7 @@ INDEX  ?= index
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install index bench eval clean browser screenshot
+.PHONY: run test install index bench load eval clean browser screenshot
 
 run: index
 	$(QA) --index-dir $(INDEX) serve
@@ -47,6 +47,10 @@ eval: install
 
 bench: install
 	$(PY) -m tests.bench
+
+# 20 concurrent users x 25 questions against `qa serve` on loopback (docs/reliability.md).
+load: install
+	$(PY) -m tests.load
 
 clean:
 	rm -rf $(VENV) $(INDEX) .pytest_cache
