@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -68,30 +65,15 @@ def main() -> None:
     from gradio_client import Client
 
     from qa.evaluate import contains_answer
-    from tests.conftest import free_port
+    from tests.conftest import served_app
 
     with tempfile.TemporaryDirectory(prefix="qa-load-") as name:
         tmp = Path(name)
         questions = write_articles(tmp / "articles", args.articles)
-        env = {**os.environ, "QA_INDEX_DIR": str(tmp / "index"), "QA_UPLOADS_DIR": str(tmp / "uploads")}
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "qa.cli", "index", str(tmp / "articles")], env=env, cwd=ROOT,
-                       check=True, capture_output=True, timeout=1800)
-        print(f"indexed {args.articles} articles in {time.perf_counter() - start:.0f} s", flush=True)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], env=env,
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.time() + 300
-            while True:
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline or server.poll() is not None:
-                        sys.exit("qa serve did not start")
-                    time.sleep(0.2)
+        with served_app(tmp, articles=[tmp / "articles"]) as url:  # indexes, then serves on loopback
+            print(f"indexed {args.articles} articles and started qa serve in {time.perf_counter() - start:.0f} s",
+                  flush=True)
             rng = np.random.default_rng(0)
             picked = [questions[i] for i in rng.choice(len(questions), args.users * args.questions, replace=False)]
             latencies, errors, wrong = [], [], 0
@@ -120,9 +102,6 @@ def main() -> None:
             for t in threads:
                 t.join()
             wall = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait(30)
     asked = args.users * args.questions
     ms = np.array(latencies) * 1000
     print(f"{args.users} users x {args.questions} questions = {asked} through /ask in {wall:.1f} s")
