@@ -248,7 +248,7 @@ class ModelEncoder:
         that fall inside it, normalised: the sentence as read in its passage ("late
         chunking"), from the same forward pass as the passage vector, so it costs nothing.
         ``separate``: each sentence is encoded on its own, as a question is; this doubles
-        the encoding work and ranks slightly better (docs/evaluation.md).
+        the encoding work and, with the default weights, ranks no better (docs/evaluation.md).
         """
         if self.sentence_vectors == "in-context":
             return self._encode(texts, sentences, progress)

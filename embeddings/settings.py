@@ -37,7 +37,7 @@ class IndexSettings:
         sentence_vectors: how each passage's sentence vectors are made at index time:
             ``in-context`` (the mean of the passage's own token embeddings over the sentence:
             free, from the pass that encodes the passage) or ``separate`` (each sentence
-            encoded on its own: slightly better rankings, twice the encoding time). See
+            encoded on its own: twice the encoding time, and no better with the default weights). See
             docs/evaluation.md for the figures behind the default.
         passage_context: ``title``: each passage is encoded with its article's title in
             front (at most ``CONTEXT_TOKENS`` word pieces, taken from the passage's room),
