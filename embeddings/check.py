@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.manifest import IndexProblem, read_manifest
+from embeddings.manifest import (MANIFEST, IndexMissing, ManifestDamaged, read_manifest, rebuild_command,
+                                 repair_command)
 from embeddings.reader import STORE_FILE, VECTORS_FILE
 from embeddings.store import Store
 from embeddings.vector_index import load_vector_index
@@ -24,34 +25,35 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
     ``thorough`` also runs SQLite's ``PRAGMA quick_check`` over the whole store (seconds on
     a large archive) and compares the vector file's ids with the store's."""
     directory = Path(directory)
-    repair = f"run `qa index --repair --index-dir {directory}`"
-    rebuild = f"build it again with `qa index --rebuild --index-dir {directory} PATH...`"
+    repair = f"run {repair_command(directory)}"
+    rebuild = f"build it again with {rebuild_command(directory)}"
+    store_path = directory / STORE_FILE
     problems = []
     try:
         manifest = read_manifest(directory)
-    except IndexProblem as e:
+    except ManifestDamaged as e:
         manifest = None
-        if (directory / STORE_FILE).exists():
-            problems.append(str(e) if "--repair" in str(e) else f"{directory / 'manifest.json'} is missing; {repair}")
-        else:
+        problems.append(str(e))
+    except IndexMissing as e:
+        if not store_path.exists():
             return [str(e)]
-    store_path = directory / STORE_FILE
+        manifest = None
+        problems.append(f"{directory / MANIFEST} is missing; {repair}")
     if not store_path.exists():
         return problems + [f"{store_path} is missing (it holds the articles and their vectors); {rebuild}"]
-    damaged = f"move it aside (`mv {store_path} {store_path}.damaged`) and {rebuild}"
     try:
         with Store(store_path, snapshot=True) as store:
             counts, build = store.counts(), store.get_meta("build")
             verdict = [r[0] for r in store.conn.execute("PRAGMA quick_check")] if thorough else ["ok"]
             ids = store.all_passage_ids() if thorough else None
     except sqlite3.DatabaseError as e:  # not a database, or a corrupt page on the way
-        return problems + [f"{store_path} is damaged ({e}); {damaged}"]
+        return problems + [damaged_store(directory, e)]
     if verdict != ["ok"]:
-        return problems + [f"{store_path} is damaged ({'; '.join(verdict[:3])}); {damaged}"]
+        return problems + [damaged_store(directory, "; ".join(verdict[:3]))]
     if build is None:
         return problems + [f"{store_path} holds no index; {rebuild}"]
     if manifest is not None and manifest["counts"] != counts:
-        problems.append(f"{directory / 'manifest.json'} says {manifest['counts']['articles']} articles and "
+        problems.append(f"{directory / MANIFEST} says {manifest['counts']['articles']} articles and "
                         f"{manifest['counts']['passages']} passages, the store holds {counts['articles']} and "
                         f"{counts['passages']}; {repair}")
     vectors_path = directory / VECTORS_FILE
@@ -70,3 +72,10 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
     elif held != counts["passages"]:
         problems.append(f"{vectors_path} holds {held} vectors, the store {counts['passages']} passages; {repair}")
     return problems
+
+
+def damaged_store(directory: Path, detail) -> str:
+    """What to do about a store SQLite cannot read."""
+    store = Path(directory) / STORE_FILE
+    return (f"{store} is damaged ({detail}); move it aside (`mv {store} {store}.damaged`) and build it "
+            f"again with {rebuild_command(directory)}")

@@ -19,7 +19,6 @@ A file that cannot be read is reported and skipped; what the index held for it s
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import numpy as np
 
 from embeddings.articles import Article, ArticleError, find_article_files, load_articles
 from embeddings.encoder import Encoder
-from embeddings.manifest import IndexMismatch, IndexProblem, check_compatible, read_manifest
+from embeddings.manifest import IndexMismatch, IndexProblem, check_compatible, read_manifest, rebuild_command
 from embeddings.passages import Passage, split_passages, with_context
 from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
                                vectors_from_store)
@@ -117,12 +116,11 @@ def repair_index(settings: IndexSettings) -> dict:
     path = directory / STORE_FILE
     if not path.exists():
         raise IndexMismatch(f"{path} is missing, so there is nothing to repair from: build the index again "
-                            f"with `qa index --rebuild --index-dir {directory} PATH...`")
+                            f"with {rebuild_command(directory)}")
     with _update_lock(directory):
         with Store(path) as store:
             if store.get_meta("build") is None:
-                raise IndexMismatch(f"{path} holds no index: build it with "
-                                    f"`qa index --rebuild --index-dir {directory} PATH...`")
+                raise IndexMismatch(f"{path} holds no index: build it with {rebuild_command(directory)}")
             return save_derived(directory, store, vectors_from_store(store, settings.vector_index))
 
 
@@ -308,15 +306,11 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
 
         def flush() -> None:
             nonlocal pending, size, first_removal
-            texts = [p.text for _, passages in pending for p in passages]
-            spans = [p.sentences for _, passages in pending for p in passages]
-            if settings.passage_context == "title":
-                read = [with_context(a.title, p, encoder.tokenizer, CONTEXT_TOKENS)
-                        for a, passages in pending for p in passages]
-                passage_vectors, sentence_vectors = encoder.encode_passages([t for t, _ in read],
-                                                                            [s for _, s in read])
-            else:
-                passage_vectors, sentence_vectors = encoder.encode_passages(texts, spans)
+            titled = settings.passage_context == "title"
+            read = [with_context(a.title, p, encoder.tokenizer, CONTEXT_TOKENS) if titled else (p.text, p.sentences)
+                    for a, passages in pending for p in passages]  # what the model reads of each passage
+            texts = [t for t, _ in read]
+            passage_vectors, sentence_vectors = encoder.encode_passages(texts, [s for _, s in read])
             additions, offset = [], 0
             for article, passages in pending:
                 n = len(passages)

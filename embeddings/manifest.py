@@ -81,6 +81,17 @@ def write_manifest(directory: Path, build: dict, generation: int, updated_at: st
 REQUIRED = ("format_version", "model", "chunker", "sentences", "counts", "generation")
 
 
+def repair_command(directory: Path) -> str:
+    """The command that rewrites the derived files of ``directory`` from its store."""
+    return f"`qa index --repair --index-dir {directory}`"
+
+
+def rebuild_command(directory: Path, paths: bool = True) -> str:
+    """The command that builds the index in ``directory`` again (from the article files named,
+    or, with ``paths`` False, from those the store recorded)."""
+    return f"`qa index --rebuild --index-dir {directory}{' PATH...' if paths else ''}`"
+
+
 class ManifestDamaged(IndexMismatch):
     """``manifest.json`` exists but is not a manifest (not UTF-8 JSON, or the wrong shape)."""
 
@@ -97,7 +108,7 @@ def read_manifest(directory: Path) -> dict:
     if not path.exists():
         raise IndexMissing(f"no index at {directory}/ yet: build it with `qa index seeds/` "
                            f"(or `qa index PATH...` for your own articles)")
-    repair = f"rewrite it from the store with `qa index --repair --index-dir {directory}`"
+    repair = f"rewrite it from the store with {repair_command(directory)}"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # ValueError: bad JSON, and text that is not UTF-8
@@ -111,7 +122,7 @@ def read_manifest(directory: Path) -> dict:
 
 def check_compatible(directory: Path, found: dict, expected: dict) -> None:
     """Refuse an index whose format, model or chunker differs from the configured one."""
-    rebuild = f"rebuild it with `qa index --rebuild --index-dir {directory}`"
+    rebuild = f"rebuild it with {rebuild_command(directory, paths=False)}"
     if found.get("format_version") != expected["format_version"]:
         raise IndexMismatch(f"{directory}/ has index format {found.get('format_version')}, this "
                             f"version of qa reads format {expected['format_version']}: {rebuild}")

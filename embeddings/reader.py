@@ -14,13 +14,15 @@ Layout of an index directory::
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from embeddings.manifest import (MANIFEST, IndexMismatch, IndexMissing, IndexProblem, ManifestDamaged,
-                                 build_block, check_compatible, make_manifest, read_manifest, write_manifest)
+                                 build_block, check_compatible, make_manifest, read_manifest, rebuild_command,
+                                 write_manifest)
 from embeddings.settings import IndexSettings
 from embeddings.store import Store
 from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index, make_vector_index
@@ -58,7 +60,7 @@ def recorded_model(directory: Path) -> dict | None:
     try:
         with Store(path, snapshot=True) as store:
             return (store.get_meta("build") or {}).get("model")
-    except Exception:  # a damaged store: the check that opens it says what to do
+    except sqlite3.DatabaseError:  # a damaged store: opening the index says what to do
         return None
 
 
@@ -142,23 +144,21 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
         check_compatible(directory, manifest, expected)
     if not store_path.exists():  # never create an empty one in its place
         raise IndexMismatch(f"{store_path} is missing (it holds the articles and their vectors): build the "
-                            f"index again with `qa index --rebuild --index-dir {directory} PATH...` from your "
-                            f"article files")
+                            f"index again with {rebuild_command(directory)} from your article files")
     store = Store(store_path, snapshot=True)
     try:
         stored_build = store.get_meta("build")
         if stored_build is None:
-            raise IndexMismatch(f"{store_path} is empty: build the index with "
-                                f"`qa index --rebuild --index-dir {directory} PATH...`")
+            raise IndexMismatch(f"{store_path} is empty: build the index with {rebuild_command(directory)}")
         check_compatible(directory, stored_build, expected)
         vectors = _load_vectors(directory / VECTORS_FILE)
-        if vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids()):
+        stale = vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids())
+        if stale:
             logger.info("%s does not match the store; rebuilding it from the stored vectors",
                         directory / VECTORS_FILE)
             vectors = vectors_from_store(store, settings.vector_index)
-            manifest = _repair_vectors_file(directory, store, vectors) or manifest
-        if manifest is None or manifest.get("generation") != store.generation:
-            logger.info("%s does not describe the store; rewriting it", directory / MANIFEST)
+        if stale or manifest is None or manifest.get("generation") != store.generation:
+            logger.info("rewriting %s and %s from the store", directory / VECTORS_FILE, directory / MANIFEST)
             manifest = (_repair_vectors_file(directory, store, vectors)
                         or make_manifest(stored_build, store.generation, store.get_meta("updated_at"),
                                          store.counts(), vector_index_info(vectors)))

@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa: {e}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as e:  # a damaged store.sqlite (a corrupt page, a truncated file)
-        store = Path(args.index_dir) / "store.sqlite"
-        print(f"qa: {store} is damaged ({e}); `qa --index-dir {args.index_dir} check` says more. Move it "
-              f"aside and build the index again from your articles: `mv {store} {store}.damaged && "
-              f"qa --index-dir {args.index_dir} index --rebuild PATH...`", file=sys.stderr)
+        from embeddings.check import damaged_store
+
+        print(f"qa: {damaged_store(settings.index.index_dir, e)} (`qa check --index-dir {args.index_dir}` "
+              f"says more)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted; what was committed stays (run the same command again to finish: "
