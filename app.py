@@ -131,7 +131,8 @@ def make_chat(live: LiveIndex):
             return [{"role": "assistant", "content": as_text(str(e))}]
         previous = [m["content"] for m in history
                     if m.get("role") == "user" and isinstance(m.get("content"), str)]
-        answer = ask(live.retriever, message, searched_queries(previous), k=int(k), filters=filters)
+        with live.using() as retriever:
+            answer = ask(retriever, message, searched_queries(previous), k=int(k), filters=filters)
         if not answer.sources and filters:
             return [{"role": "assistant", "content": "No indexed article matches the date range and "
                                                      "sources chosen; widen them and ask again."}]

@@ -10,19 +10,24 @@ swapped in. A question already being answered finishes on the snapshot it starte
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from embeddings.articles import ArticleError
 from embeddings.encoder import Encoder
 from embeddings.indexer import IndexBusy, UpdateReport, update_index
-from embeddings.reader import open_index
+from embeddings.reader import LoadedIndex, open_index
 from embeddings.manifest import MANIFEST, IndexProblem
-from embeddings.store import ArticleSummary
+from embeddings.store import ArticleSummary, Store
 from embeddings.uploads import MAX_UPLOAD_BYTES, accept_upload
 from qa.retrieve import Retriever
 from qa.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,23 @@ class Status:
     updating: bool
 
 
+class _Snapshot:
+    """One opened index and the number of questions searching it right now."""
+
+    def __init__(self, retriever: Retriever):
+        self.retriever = retriever
+        self.users = 0
+        self.retired = False
+        self.closed = False
+
+
 class LiveIndex:
     """Owns the current retriever and runs updates one at a time.
+
+    Questions take the current snapshot with ``using()``; a reload swaps in a new one and
+    closes the old one as soon as the last question on it finishes. With no retired snapshot
+    left open, the store's write-ahead log is checkpointed and truncated (see ``_checkpoint``),
+    so a long-running server neither pins the log nor collects open handles.
 
     Args:
         settings: where the index and the uploads folder are, and how to search.
@@ -48,13 +68,15 @@ class LiveIndex:
         self.settings = settings
         self.encoder = encoder
         self._updating = threading.Lock()
-        self._reloading = threading.Lock()
+        self._reloading = threading.RLock()
+        self._lock = threading.Lock()  # guards the snapshots' counters and the list below
         self._stamp = None
-        self._retriever = self._open()
+        self._open_snapshots: list[_Snapshot] = []
+        self._current = self._track(self._open())
 
-    @property
-    def retriever(self) -> Retriever:
-        """The retriever to use for one question (hold on to it for the whole question).
+    @contextlib.contextmanager
+    def using(self) -> Iterator[Retriever]:
+        """The retriever for one question, kept open until the ``with`` block ends.
 
         An update finished by another process (``qa index`` in a terminal) rewrites the
         manifest; the next question notices and switches to the new index.
@@ -64,7 +86,19 @@ class LiveIndex:
                 self.reload()
             except IndexProblem:
                 pass  # mid-write or incompatible: keep answering from the index we have
-        return self._retriever
+        with self._lock:
+            snapshot = self._current
+            snapshot.users += 1
+        try:
+            yield snapshot.retriever
+        finally:
+            self._release(snapshot)
+
+    @property
+    def open_snapshots(self) -> int:
+        """How many snapshots (store connections) are open: 1 when no question holds a retired one."""
+        with self._lock:
+            return len(self._open_snapshots)
 
     def _manifest_stamp(self):
         try:
@@ -79,26 +113,84 @@ class LiveIndex:
         self._stamp = stamp
         return Retriever(index, self.encoder, self.settings)
 
-    def reload(self) -> None:
-        """Switch to the index as it is on disk now.
+    def _track(self, retriever: Retriever) -> _Snapshot:
+        snapshot = _Snapshot(retriever)
+        with self._lock:
+            self._open_snapshots.append(snapshot)
+        return snapshot
 
-        The old snapshot is not closed here: a question may still be searching it. It is
-        released when the last reference to it goes.
+    def reload(self) -> None:
+        """Switch to the index as it is on disk now; the old snapshot closes when its last
+        question finishes."""
+        with self._reloading:
+            self._swap(self._track(self._open()))
+            self._checkpoint()
+
+    def _swap(self, snapshot: _Snapshot) -> None:
+        with self._lock:
+            old, self._current = self._current, snapshot
+            old.retired = True
+        self._release(old, using=False)
+
+    def _release(self, snapshot: _Snapshot, using: bool = True) -> None:
+        with self._lock:
+            snapshot.users -= using
+            if not snapshot.retired or snapshot.users or snapshot.closed:
+                return
+            snapshot.closed = True
+            self._open_snapshots.remove(snapshot)
+        snapshot.retriever.index.close()
+        if using:  # the last question on a retired snapshot: the log may be freed now
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the store and truncate it, when nothing pins it.
+
+        A snapshot reads the log up to the commit it started at, and SQLite can neither copy
+        past the oldest such reader nor restart the log while any reader uses it. So, once
+        only the current snapshot is open: copy every frame (PASSIVE, never waits), reopen the
+        current snapshot's store (a reader that starts after a full copy reads the database
+        file alone), close the old connection, and truncate the log. The vectors and manifest
+        are reused: the store's generation is checked to be the same. Anything busy (an
+        update writing, a question still on a retired snapshot) skips the step; it is tried
+        again at the next reload or release.
         """
         with self._reloading:
-            self._retriever = self._open()
+            with self._lock:
+                if len(self._open_snapshots) != 1:
+                    return
+                current = self._current
+            index = current.retriever.index
+            path = index.store.path
+            try:
+                with contextlib.closing(sqlite3.connect(str(path), timeout=0)) as conn:
+                    busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if busy or log <= 0 or copied != log:
+                        return
+                    fresh = Store(path, snapshot=True)
+                    if fresh.generation != index.store.generation:
+                        fresh.close()  # an update committed meanwhile: its reload comes next
+                        return
+                    self._swap(self._track(Retriever(LoadedIndex(index.directory, fresh, index.vectors,
+                                                                 index.manifest), self.encoder, self.settings)))
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                logger.debug("checkpoint of %s skipped: %s", path, e)
 
     def status(self) -> Status:
-        index = self.retriever.index
-        counts = index.store.counts()
-        return Status(counts["articles"], counts["passages"], index.manifest["model"]["name"],
-                      index.store.get_meta("updated_at"), self._updating.locked())
+        with self.using() as retriever:
+            store = retriever.index.store
+            counts = store.counts()
+            return Status(counts["articles"], counts["passages"], retriever.index.manifest["model"]["name"],
+                          store.get_meta("updated_at"), self._updating.locked())
 
     def articles(self, title_query: str | None = "") -> list[ArticleSummary]:
-        return self.retriever.index.store.articles((title_query or "").strip())
+        with self.using() as retriever:
+            return retriever.index.store.articles((title_query or "").strip())
 
     def sources(self) -> list[str]:
-        return self.retriever.index.store.sources()
+        with self.using() as retriever:
+            return retriever.index.store.sources()
 
     def add_files(self, files: list[tuple[Path, str]], progress: bool = False,
                   max_bytes: int = MAX_UPLOAD_BYTES) -> UpdateReport:

@@ -1,6 +1,8 @@
 """The served index: snapshots keep answering during an update; the swap comes when it is done."""
 
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,16 +46,23 @@ def test_an_opened_index_is_a_snapshot(corpus, index_settings, fake_encoder):
     new.close()
 
 
+def current_titles(live, query="Skerryvore lighthouse keepers"):
+    with live.using() as retriever:
+        return titles(retriever, query)
+
+
 def test_upload_is_indexed_and_swapped_in(live, tmp_path):
-    before = live.retriever
-    assert "Lighthouse keepers return" not in titles(before)
-    src = tmp_path / "tmp-upload"
-    src.write_text(NEW, encoding="utf-8")
-    report = live.add_files([(src, "Keepers (2019).txt")], progress=False)
-    assert report.added == ["Lighthouse keepers return"] and not report.errors
-    assert (tmp_path / "uploads" / "Keepers_2019.txt").exists()
-    assert titles(live.retriever)[0] == "Lighthouse keepers return"
-    assert "Lighthouse keepers return" not in titles(before)  # the old snapshot is unchanged
+    with live.using() as before:  # a question still running on the old snapshot
+        assert "Lighthouse keepers return" not in titles(before)
+        src = tmp_path / "tmp-upload"
+        src.write_text(NEW, encoding="utf-8")
+        report = live.add_files([(src, "Keepers (2019).txt")], progress=False)
+        assert report.added == ["Lighthouse keepers return"] and not report.errors
+        assert (tmp_path / "uploads" / "Keepers_2019.txt").exists()
+        assert current_titles(live)[0] == "Lighthouse keepers return"
+        assert "Lighthouse keepers return" not in titles(before)  # the old snapshot is unchanged
+        assert live.open_snapshots == 2
+    assert live.open_snapshots == 1  # closed when its last question finished
     assert live.status().articles == 4 and "Test Gazette" in live.sources()
 
 
@@ -85,13 +94,13 @@ def test_chat_keeps_answering_while_an_update_runs(live, tmp_path):
     worker.start()
     assert started.wait(10)
     assert live.status().updating
-    assert "Lighthouse keepers return" not in titles(live.retriever)  # answered meanwhile, from the old index
+    assert "Lighthouse keepers return" not in current_titles(live)  # answered meanwhile, from the old index
     with pytest.raises(IndexBusy, match="already running"):
         live.rebuild()
     release.set()
     worker.join(10)
     assert result["r"].added == ["Lighthouse keepers return"]
-    assert titles(live.retriever)[0] == "Lighthouse keepers return"
+    assert current_titles(live)[0] == "Lighthouse keepers return"
     assert not live.status().updating
 
 
@@ -103,13 +112,59 @@ def test_rebuild_reencodes_everything_and_keeps_uploads(live, tmp_path):
     live.encoder = encoder
     report = live.rebuild()
     assert len(report.added) == 4 and report.passages_encoded == live.status().passages
-    assert titles(live.retriever)[0] == "Lighthouse keepers return"
+    assert current_titles(live)[0] == "Lighthouse keepers return"
 
 
 def test_an_update_from_another_process_is_picked_up_by_the_next_question(live, corpus, index_settings):
-    before = live.retriever
-    (corpus / "new.txt").write_text(NEW, encoding="utf-8")
-    update_index([corpus], index_settings, FakeEncoder())  # as `qa index` in a terminal would
-    assert "Lighthouse keepers return" not in titles(before)
-    assert titles(live.retriever)[0] == "Lighthouse keepers return"
-    assert live.retriever is live.retriever  # no reload while nothing changed
+    with live.using() as before:
+        (corpus / "new.txt").write_text(NEW, encoding="utf-8")
+        update_index([corpus], index_settings, FakeEncoder())  # as `qa index` in a terminal would
+        assert "Lighthouse keepers return" not in titles(before)
+        assert current_titles(live)[0] == "Lighthouse keepers return"
+    with live.using() as first, live.using() as second:
+        assert first is second  # no reload while nothing changed
+
+
+def store_handles(index_dir) -> int:
+    """How many of this process's open file descriptors point at the store or its log."""
+    store = (index_dir / "store.sqlite").resolve()
+    names = [str(store), f"{store}-wal", f"{store}-shm"]
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += os.readlink(fd) in names
+        except OSError:
+            pass
+    return count
+
+
+def test_the_server_closes_retired_snapshots_and_truncates_the_log(live, corpus, index_settings):
+    """Issue #11, item 7: updates from a terminal while the app serves; the write-ahead log
+    must not grow with each update, nor the open handles with each reload."""
+    wal = index_settings.index_dir / "store.sqlite-wal"
+    handles = []
+    for n in range(8):
+        (corpus / f"note-{n}.txt").write_text(f"Harbour note {n}\n\n" + "The pier was repainted. " * (20 + n),
+                                              encoding="utf-8")
+        update_index([corpus], index_settings, FakeEncoder())  # its own connection, as a terminal's
+        assert wal.stat().st_size > 0  # the update's pages are in the log, pinned by the app's snapshot
+        with live.using() as retriever:  # the next question switches to the new index
+            assert retriever.index.store.counts()["articles"] == 4 + n
+        assert live.open_snapshots == 1
+        assert wal.stat().st_size == 0
+        handles.append(store_handles(index_settings.index_dir))
+    assert len(set(handles)) == 1, handles
+    assert current_titles(live, "harbour pier repainted")
+
+
+def test_a_question_on_a_retired_snapshot_keeps_it_open_until_it_ends(live, corpus, index_settings):
+    wal = index_settings.index_dir / "store.sqlite-wal"
+    with live.using() as old:
+        (corpus / "new.txt").write_text(NEW, encoding="utf-8")
+        update_index([corpus], index_settings, FakeEncoder())
+        assert current_titles(live)[0] == "Lighthouse keepers return"  # reloaded meanwhile
+        assert live.open_snapshots == 2 and wal.stat().st_size > 0  # the old reader pins the log
+        assert "Lighthouse keepers return" not in titles(old)  # and still answers from it
+    assert live.open_snapshots == 1
+    assert wal.stat().st_size == 0
+    assert current_titles(live)[0] == "Lighthouse keepers return"
