@@ -49,7 +49,7 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
     except sqlite3.DatabaseError as e:  # not a database, or a corrupt page on the way
         return problems + [damaged_store(directory, e)]
     if verdict != ["ok"]:
-        return problems + [damaged_store(directory, "; ".join(verdict[:3]))]
+        return problems + [damaged_store(directory, "; ".join(verdict[:3]).replace("\n", " "))]
     if build is None:
         return problems + [f"{store_path} holds no index; {rebuild}"]
     if manifest is not None and manifest["counts"] != counts:
@@ -74,8 +74,11 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
     return problems
 
 
-def damaged_store(directory: Path, detail) -> str:
-    """What to do about a store SQLite cannot read."""
+def damaged_store(directory: Path, detail, advice: bool = True) -> str:
+    """What to do about a store SQLite cannot read (``advice=False``: only what is wrong)."""
     store = Path(directory) / STORE_FILE
-    return (f"{store} is damaged ({detail}); move it aside (`mv {store} {store}.damaged`) and build it "
-            f"again with {rebuild_command(directory)}")
+    problem = f"{store} is damaged ({detail})"
+    if not advice:
+        return problem
+    return (f"{problem}; run {repair_command(directory)}: it moves the store aside and builds it again "
+            f"from the files and folders it was built from")

@@ -19,8 +19,12 @@ A file that cannot be read is reported and skipped; what the index held for it s
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
+import os
 import shutil
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +32,7 @@ import numpy as np
 
 from embeddings.articles import Article, ArticleError, find_article_files, load_articles
 from embeddings.encoder import Encoder
-from embeddings.manifest import IndexMismatch, IndexProblem, check_compatible, read_manifest, rebuild_command
+from embeddings.manifest import IndexMissing, IndexProblem, check_compatible, read_manifest, repair_command
 from embeddings.passages import Passage, split_passages, with_context
 from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
                                vectors_from_store)
@@ -90,47 +94,132 @@ def update_index(paths: list[Path], settings: IndexSettings, encoder: Encoder,
     directory = Path(settings.index_dir)
     directory.mkdir(parents=True, exist_ok=True)
     with _update_lock(directory):
-        with Store(directory / STORE_FILE) as store:
-            build = expected_build(settings, encoder.identity, encoder.dimension)
-            paths = [Path(p) for p in paths]
-            if rebuild:
-                return _rebuild(store, paths, settings, encoder, build, progress)
-            if store.get_meta("build") is not None:
-                check_compatible(directory, store.get_meta("build"), build)
-            report = UpdateReport()
-            plan = _plan(store, paths, report, rebuild=False)
-            vectors = _current_vectors(store, directory, settings)
-            _apply(store, plan, settings, encoder, build, report, progress, vectors)
-            _finish(store, directory, settings, vectors)
-            return report
+        return _update_locked(directory, paths, settings, encoder, rebuild, progress)
 
 
-def repair_index(settings: IndexSettings) -> dict:
-    """Rewrite the derived files (``vectors.faiss``, ``manifest.json``) from the store, with
-    no encoding: every vector is in the store. Returns the manifest written.
+def _update_locked(directory: Path, paths: list[Path], settings: IndexSettings, encoder: Encoder,
+                   rebuild: bool, progress: bool) -> UpdateReport:
+    """``update_index`` with the update lock held."""
+    with Store(directory / STORE_FILE) as store:
+        build = expected_build(settings, encoder.identity, encoder.dimension)
+        paths = [Path(p) for p in paths]
+        if rebuild:
+            return _rebuild(store, paths, settings, encoder, build, progress)
+        if store.get_meta("build") is not None:
+            check_compatible(directory, store.get_meta("build"), build)
+        report = UpdateReport()
+        plan = _plan(store, paths, report, rebuild=False)
+        vectors = _current_vectors(store, directory, settings)
+        _apply(store, plan, settings, encoder, build, report, progress, vectors)
+        _finish(store, directory, settings, vectors)
+        return report
+
+
+@dataclass
+class Repair:
+    """What ``repair_index`` did."""
+
+    manifest: dict
+    moved_to: Path | None = None          # where a damaged store was moved
+    problem: str | None = None            # why the store could not be used
+    sources: list[Path] = field(default_factory=list)  # what the store was rebuilt from
+    report: UpdateReport | None = None    # the rebuild, when the store had to be rebuilt
+
+
+def repair_index(settings: IndexSettings, encoder: Callable[[], Encoder] | None = None,
+                 paths: list[Path] = (), progress: bool = False) -> Repair:
+    """Make the index directory whole again, encoding only what cannot be recovered.
+
+    A sound store: the derived files (``vectors.faiss``, ``manifest.json``) are rewritten
+    from it, with no encoding (every vector is in the store). A store SQLite cannot read or
+    whose integrity check fails: it is moved aside (with its log) as
+    ``store.sqlite.damaged-<time>``, and the index is built again from ``paths`` or else from
+    the files and folders it was built from (recorded in the store and in the manifest).
+    A missing store is rebuilt the same way.
+
+    Args:
+        encoder: makes the encoder, called only when the store must be rebuilt.
+        paths: what to rebuild from instead of the recorded sources.
 
     Raises:
-        IndexMismatch: there is no store, or it holds no index (nothing to repair from).
+        IndexProblem: the store must be rebuilt and no sources are known (or none exists
+            any more), or no ``encoder`` was given; the message says what to run.
     """
     directory = Path(settings.index_dir)
     path = directory / STORE_FILE
-    if not path.exists():
-        raise IndexMismatch(f"{path} is missing, so there is nothing to repair from: build the index again "
-                            f"with {rebuild_command(directory)}")
+    if not directory.is_dir():
+        raise IndexMissing(f"no index in {directory}/ yet: build it with `qa index --index-dir {directory} PATH...`")
     with _update_lock(directory):
-        with Store(path) as store:
-            if store.get_meta("build") is None:
-                raise IndexMismatch(f"{path} holds no index: build it with {rebuild_command(directory)}")
-            return save_derived(directory, store, vectors_from_store(store, settings.vector_index))
+        problem = _store_problem(path)
+        if problem is None:
+            with Store(path) as store:
+                return Repair(save_derived(directory, store, vectors_from_store(store, settings.vector_index)))
+        sources = [Path(p) for p in paths] or [Path(r) for r in recorded_roots(directory)]
+        existing = [p for p in sources if _exists(str(p))]
+        if not existing:
+            known = (f"none of the files and folders it was built from exist any more ({', '.join(map(str, sources))})"
+                     if sources else "the files and folders it was built from are not recorded")
+            raise IndexProblem(f"{problem}, and {known}: name what to build it from, e.g. "
+                               f"`qa index --repair --index-dir {directory} seeds/`")
+        if encoder is None:
+            raise IndexProblem(f"{problem}: build it again from {', '.join(map(str, existing))} with "
+                               f"{repair_command(directory)}")
+        moved = None
+        if path.exists():
+            moved = path.with_name(f"{STORE_FILE}.damaged-{dt.datetime.now():%Y%m%dT%H%M%S}")
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{moved}{suffix}")
+        (directory / VECTORS_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory / STAGING_DIR, ignore_errors=True)
+        logger.warning("%s%s; building it again from %s", problem, f", so it was moved to {moved}" if moved else "",
+                       ", ".join(map(str, existing)))
+        report = _update_locked(directory, existing, settings, encoder(), rebuild=False, progress=progress)
+        report.errors += [f"{p}: recorded as a source of the index but gone; not rebuilt" for p in sources
+                          if p not in existing]
+        return Repair(read_manifest(directory), moved, problem, existing, report)
+
+
+def _store_problem(path: Path) -> str | None:
+    """Why the store at ``path`` cannot be repaired from, or None when it is sound."""
+    from embeddings.check import damaged_store
+
+    if not path.exists():
+        return f"{path} is missing"
+    try:
+        with Store(path, snapshot=True) as store:
+            verdict = [r[0] for r in store.conn.execute("PRAGMA quick_check")]
+            build = store.get_meta("build")
+    except sqlite3.DatabaseError as e:
+        return damaged_store(path.parent, e, advice=False)
+    if verdict != ["ok"]:
+        return damaged_store(path.parent, "; ".join(verdict[:3]).replace("\n", " "), advice=False)
+    if build is None:
+        return f"{path} holds no index"
+    return None
+
+
+def recorded_roots(directory: Path) -> list[str]:
+    """The files and folders the index was built from, as recorded by the store or, when
+    the store cannot be read, by the manifest ([] when neither knows)."""
+    path = Path(directory) / STORE_FILE
+    if path.exists():
+        try:
+            with Store(path, snapshot=True) as store:
+                roots = store.get_meta("roots")
+            if roots:
+                return roots
+        except sqlite3.DatabaseError:
+            pass
+    try:
+        return read_manifest(Path(directory)).get("roots") or []
+    except IndexProblem:
+        return []
 
 
 def indexed_roots(settings: IndexSettings) -> list[Path]:
     """The files and folders the index was built from (those that still exist)."""
-    path = Path(settings.index_dir) / STORE_FILE
-    if not path.exists():
-        return []
-    with Store(path) as store:
-        return [Path(r) for r in store.get_meta("roots", []) if Path(r).exists()]
+    return [Path(r) for r in recorded_roots(settings.index_dir) if Path(r).exists()]
 
 
 def _rebuild(store: Store, paths: list[Path], settings: IndexSettings, encoder: Encoder, build: dict,

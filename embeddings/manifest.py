@@ -49,23 +49,25 @@ def build_block(identity: dict, dimension: int, chunker: dict, sentences: str) -
 
 
 def make_manifest(build: dict, generation: int, updated_at: str | None, counts: dict,
-                  vector_index: dict) -> dict:
-    """The manifest describing a store in this state."""
+                  vector_index: dict, roots: list[str] = ()) -> dict:
+    """The manifest describing a store in this state. ``roots``: the files and folders
+    indexed, kept here too so a damaged store can be rebuilt from them."""
     return {
         **build,
         "generation": generation,
         "updated_at": updated_at,
         "counts": counts,
         "vector_index": vector_index,
+        "roots": list(roots),
         "files": {"store": "store.sqlite", "vectors": "vectors.faiss"},
         "versions": _versions(),
     }
 
 
 def write_manifest(directory: Path, build: dict, generation: int, updated_at: str | None,
-                   counts: dict, vector_index: dict) -> dict:
+                   counts: dict, vector_index: dict, roots: list[str] = ()) -> dict:
     """Write ``manifest.json`` atomically and return what was written."""
-    manifest = make_manifest(build, generation, updated_at, counts, vector_index)
+    manifest = make_manifest(build, generation, updated_at, counts, vector_index, roots)
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=MANIFEST + ".", suffix=".part", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

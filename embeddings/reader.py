@@ -102,8 +102,8 @@ def vector_index_info(index: VectorIndex) -> dict:
 def save_derived(directory: Path, store: Store, vectors: VectorIndex) -> dict:
     """Write ``vectors.faiss`` and then ``manifest.json`` for the store as it is now."""
     vectors.save(directory / VECTORS_FILE)
-    return write_manifest(directory, store.get_meta("build"), store.generation,
-                          store.get_meta("updated_at"), store.counts(), vector_index_info(vectors))
+    return write_manifest(directory, store.get_meta("build"), store.generation, store.get_meta("updated_at"),
+                          store.counts(), vector_index_info(vectors), store.get_meta("roots", []))
 
 
 def _repair_vectors_file(directory: Path, snapshot: Store, vectors: VectorIndex) -> dict | None:
@@ -161,7 +161,7 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
             logger.info("rewriting %s and %s from the store", directory / VECTORS_FILE, directory / MANIFEST)
             manifest = (_repair_vectors_file(directory, store, vectors)
                         or make_manifest(stored_build, store.generation, store.get_meta("updated_at"),
-                                         store.counts(), vector_index_info(vectors)))
+                                         store.counts(), vector_index_info(vectors), store.get_meta("roots", [])))
         return LoadedIndex(directory, store, vectors, manifest)
     except BaseException:
         store.close()

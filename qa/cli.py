@@ -114,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild-if-stale", action="store_true",
                    help="rebuild when the index was built with another model or chunker")
     p.add_argument("--repair", action="store_true",
-                   help="rewrite the vector file and manifest from the store (no encoding)")
+                   help="rewrite the vector file and manifest from the store (no encoding); a damaged "
+                        "store is moved aside and built again from PATHs, or else from what it was built from")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("check", help="check the index thoroughly (SQLite integrity, vectors, counts)")
@@ -183,12 +184,7 @@ def cmd_index(args, settings: Settings) -> int:
     from embeddings.manifest import IndexMismatch
 
     if args.repair:
-        from embeddings.indexer import repair_index
-
-        manifest = repair_index(settings.index)
-        print(f"repaired {settings.index.index_dir}/ from its store (articles: {manifest['counts']['articles']}, "
-              f"passages: {manifest['counts']['passages']}): vectors and manifest rewritten, nothing encoded")
-        return 0
+        return _repair(args, settings)
     if not args.paths and not args.rebuild:
         print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
         return 2
@@ -214,6 +210,25 @@ def cmd_index(args, settings: Settings) -> int:
     for error in report.errors:
         print(f"error: {error} (skipped; the index keeps what it had for it)", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def _repair(args, settings: Settings) -> int:
+    from embeddings.indexer import repair_index
+
+    repair = repair_index(settings.index, encoder=lambda: encoder_for(settings), paths=args.paths,
+                          progress=sys.stderr.isatty())
+    counts = repair.manifest["counts"]
+    directory = settings.index.index_dir
+    if repair.report is None:
+        print(f"repaired {directory}/ from its store (articles: {counts['articles']}, passages: "
+              f"{counts['passages']}): vectors and manifest rewritten, nothing encoded")
+        return 0
+    aside = f"; the damaged store is kept at {repair.moved_to}" if repair.moved_to else ""
+    print(f"rebuilt {directory}/ from {', '.join(map(str, repair.sources))} (articles: {counts['articles']}, "
+          f"passages: {counts['passages']}, {repair.report.passages_encoded} encoded){aside}")
+    for error in repair.report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if repair.report.errors else 0
 
 
 def cmd_check(args, settings: Settings) -> int:
