@@ -150,7 +150,7 @@ def repair_index(settings: IndexSettings, encoder: Callable[[], Encoder] | None 
     if not directory.is_dir():
         raise IndexMissing(f"no index in {directory}/ yet: build it with `qa index --index-dir {directory} PATH...`")
     with _update_lock(directory):
-        problem = _store_problem(path)
+        damaged, problem = _store_problem(path)
         if problem is None:
             with Store(path) as store:
                 return Repair(save_derived(directory, store, vectors_from_store(store, settings.vector_index)))
@@ -164,39 +164,42 @@ def repair_index(settings: IndexSettings, encoder: Callable[[], Encoder] | None 
         if encoder is None:
             raise IndexProblem(f"{problem}: build it again from {', '.join(map(str, existing))} with "
                                f"{repair_command(directory)}")
-        moved = None
-        if path.exists():
-            moved = path.with_name(f"{STORE_FILE}.damaged-{dt.datetime.now():%Y%m%dT%H%M%S}")
-            for suffix in ("", "-wal", "-shm"):
-                if Path(f"{path}{suffix}").exists():
-                    os.replace(f"{path}{suffix}", f"{moved}{suffix}")
+        moved = path.with_name(f"{STORE_FILE}.damaged-{dt.datetime.now():%Y%m%dT%H%M%S}") if damaged else None
+        for suffix in ("", "-wal", "-shm"):  # a damaged store is kept aside; an empty one holds nothing
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{moved}{suffix}") if moved else Path(f"{path}{suffix}").unlink()
         (directory / VECTORS_FILE).unlink(missing_ok=True)
-        shutil.rmtree(directory / STAGING_DIR, ignore_errors=True)
         logger.warning("%s%s; building it again from %s", problem, f", so it was moved to {moved}" if moved else "",
                        ", ".join(map(str, existing)))
-        report = _update_locked(directory, existing, settings, encoder(), rebuild=False, progress=progress)
+        # Through the rebuild's staging store: the new store stays empty until the swap, so a
+        # repair that is stopped is finished by running it again, which resumes the staging.
+        encoder = encoder()
+        with Store(path) as store:
+            report = _rebuild(store, existing, settings, encoder,
+                              expected_build(settings, encoder.identity, encoder.dimension), progress)
         report.errors += [f"{p}: recorded as a source of the index but gone; not rebuilt" for p in sources
                           if p not in existing]
         return Repair(read_manifest(directory), moved, problem, existing, report)
 
 
-def _store_problem(path: Path) -> str | None:
-    """Why the store at ``path`` cannot be repaired from, or None when it is sound."""
+def _store_problem(path: Path) -> tuple[bool, str | None]:
+    """``(damaged, why)``: why the store at ``path`` cannot be repaired from (None when it is
+    sound), and whether it is damaged (rather than missing or empty)."""
     from embeddings.check import damaged_store
 
     if not path.exists():
-        return f"{path} is missing"
+        return False, f"{path} is missing"
     try:
         with Store(path, snapshot=True) as store:
             verdict = [r[0] for r in store.conn.execute("PRAGMA quick_check")]
             build = store.get_meta("build")
     except sqlite3.DatabaseError as e:
-        return damaged_store(path.parent, e, advice=False)
+        return True, damaged_store(path.parent, e, advice=False)
     if verdict != ["ok"]:
-        return damaged_store(path.parent, "; ".join(verdict[:3]).replace("\n", " "), advice=False)
+        return True, damaged_store(path.parent, "; ".join(verdict[:3]).replace("\n", " "), advice=False)
     if build is None:
-        return f"{path} holds no index"
-    return None
+        return False, f"{path} holds no index"
+    return False, None
 
 
 def recorded_roots(directory: Path) -> list[str]:
@@ -228,9 +231,12 @@ def _rebuild(store: Store, paths: list[Path], settings: IndexSettings, encoder: 
     directory = Path(settings.index_dir)
     report = UpdateReport()
     if not paths:
-        before = list(dict.fromkeys(store.get_meta("roots", [])))
+        before = list(dict.fromkeys(recorded_roots(directory)))
         roots = [r for r in before if Path(r).exists()]
-        if before and not roots:
+        if not before:
+            raise IndexProblem(f"cannot rebuild {directory}/: the files and folders it was built from are not "
+                               f"recorded; name what to index, e.g. `qa index --rebuild --index-dir {directory} seeds/`")
+        if not roots:
             raise IndexProblem(f"cannot rebuild {directory}/: none of the files and folders it was "
                                f"built from exist any more ({', '.join(before)}); name what to index, "
                                f"e.g. `qa index --rebuild seeds/`")
