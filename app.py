@@ -210,7 +210,9 @@ def build_ui(live: LiveIndex):
             table = gr.Dataframe(value=article_rows(live), headers=ARTICLE_COLUMNS,
                                  datatype=["str", "str", "str", "number"], interactive=False,
                                  column_widths=["58%", "14%", "16%", "12%"], wrap=True, elem_id="articles")
-            files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most {UPLOAD_LIMIT} each)",
+            budget = live.settings.upload_budget_mb
+            allowance = f"; {budget:g} MB an hour on this server" if budget is not None else ""
+            files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most {UPLOAD_LIMIT} each{allowance})",
                             file_count="multiple", file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
             with gr.Row():
                 add = gr.Button("Add to index", variant="primary")

@@ -1,4 +1,6 @@
-"""Accept article files uploaded through the app: size-limited, names sanitised, checked first.
+"""Accept article files uploaded through the app: size-limited, names sanitised, checked first,
+and within an hourly allowance (``UploadBudget``) so that whoever can reach the page cannot
+keep the machine encoding for hours.
 
 An upload is copied into the uploads folder (an ordinary folder of articles, indexed like
 ``seeds/``) only after it has been read as articles successfully, so a bad file is refused
@@ -15,10 +17,14 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import unicodedata
+from collections import deque
 from pathlib import Path
 
 from embeddings.articles import SUPPORTED_SUFFIXES, ArticleError, load_articles
+from embeddings.manifest import IndexProblem
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -96,3 +102,50 @@ def _unused_name(folder: Path, name: str, upload: Path) -> Path:
         n += 1
         candidate = folder / f"{stem}-{n}{suffix}"
     return candidate
+
+
+class UploadRefused(IndexProblem):
+    """Uploads the server's hourly allowance has no room for (nothing was saved)."""
+
+
+class UploadBudget:
+    """How many bytes of uploads may still be accepted within the last hour (all users together).
+
+    Args:
+        megabytes: the hourly allowance; None means no limit.
+        clock: seconds, monotonic (tests pass their own).
+    """
+
+    WINDOW = 3600.0
+
+    def __init__(self, megabytes: float | None, clock=time.monotonic):
+        self.limit = None if megabytes is None else int(megabytes * 1e6)
+        self._clock = clock
+        self._spent: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def check(self, size: int) -> None:
+        """Raise ``UploadRefused`` when ``size`` more bytes would exceed the hour's allowance."""
+        if self.limit is None:
+            return
+        with self._lock:
+            now = self._clock()
+            while self._spent and self._spent[0][0] <= now - self.WINDOW:
+                self._spent.popleft()
+            spent = sum(n for _, n in self._spent)
+            if spent + size <= self.limit:
+                return
+            wait = self.WINDOW - (now - self._spent[0][0]) if self._spent else self.WINDOW
+        if not self.limit:
+            raise UploadRefused("this server does not accept uploads (`qa serve --upload-budget 0`); "
+                                "add articles with `qa index` on the server")
+        raise UploadRefused(
+            f"this server accepts {self.limit / 1e6:g} MB of uploads an hour and {spent / 1e6:.1f} MB came in "
+            f"during the last hour, so these {size / 1e6:.1f} MB were not added; try again in "
+            f"{max(1, round(wait / 60))} minutes, or ask whoever runs it to raise `qa serve --upload-budget` "
+            f"(or to add them with `qa index` in a terminal)")
+
+    def spend(self, size: int) -> None:
+        if self.limit is not None and size:
+            with self._lock:
+                self._spent.append((self._clock(), size))

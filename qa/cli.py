@@ -9,6 +9,7 @@
 
 Environment (read here only): QA_INDEX_DIR (default ./index), QA_UPLOADS_DIR (default
 ./uploads), QA_HOST, QA_PORT, QA_AUTH ("user:password", asks for a login in the web chat),
+QA_UPLOAD_BUDGET (MB of uploads accepted an hour; default 20 without a login),
 QA_BACKEND and QA_PRECISION (how the model runs; default auto), QA_CACHE_DIR (where the
 converted model is kept; default $XDG_CACHE_HOME/news-qa or ~/.cache/news-qa).
 """
@@ -143,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(p, defaults=False)
     p.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    p.add_argument("--upload-budget", type=float, metavar="MB", default=_env_float("QA_UPLOAD_BUDGET"),
+                   help="megabytes of uploads accepted per hour, all users together (0: no uploads); "
+                        f"default {OPEN_UPLOAD_BUDGET:g} without a login, no limit with QA_AUTH")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", help="measure retrieval on a question set")
@@ -338,6 +342,17 @@ def _wrap_ansi(text: str, width: int) -> list[str]:
     return lines
 
 
+OPEN_UPLOAD_BUDGET = 20.0  # MB an hour when anyone who reaches the page may upload
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        sys.exit(f"qa: {name} must be a number of megabytes, not {value!r}")
+
+
 def cmd_serve(args, settings: Settings) -> int:
     import app
 
@@ -346,9 +361,14 @@ def cmd_serve(args, settings: Settings) -> int:
         print("qa serve: QA_AUTH must be user:password", file=sys.stderr)
         return 2
     credentials = tuple(auth.split(":", 1)) if auth else None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and credentials is None:
         print("qa serve: warning: serving beyond this machine without a login; "
-              "set QA_AUTH=user:password to require one", file=sys.stderr)
+              "set QA_AUTH=user:password to require one (until then uploads are limited and "
+              "the page cannot rebuild the index)", file=sys.stderr)
+    budget = args.upload_budget if args.upload_budget is not None else (
+        None if credentials else OPEN_UPLOAD_BUDGET)
+    settings = replace(settings, upload_budget_mb=budget, web_rebuild=loopback or credentials is not None)
     app.serve(settings, host=args.host, port=args.port, auth=credentials)
     return 0
 

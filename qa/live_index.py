@@ -23,7 +23,7 @@ from embeddings.indexer import IndexBusy, UpdateReport, update_index
 from embeddings.reader import LoadedIndex, open_index
 from embeddings.manifest import MANIFEST, IndexProblem
 from embeddings.store import ArticleSummary, Store
-from embeddings.uploads import MAX_UPLOAD_BYTES, accept_upload
+from embeddings.uploads import MAX_UPLOAD_BYTES, UploadBudget, accept_upload
 from qa.retrieve import Retriever
 from qa.settings import Settings
 
@@ -72,6 +72,7 @@ class LiveIndex:
         self._lock = threading.Lock()  # guards the snapshots' counters and the list below
         self._stamp = None
         self._open_snapshots: list[_Snapshot] = []
+        self.upload_budget = UploadBudget(settings.upload_budget_mb)
         self._current = self._track(self._open())
 
     @contextlib.contextmanager
@@ -203,14 +204,21 @@ class LiveIndex:
 
         Returns:
             The update's report; files refused before indexing are listed in its ``errors``.
+
+        Raises:
+            UploadRefused: the files together exceed what the hourly upload budget has left
+                (``Settings.upload_budget_mb``); none of them is saved.
+            IndexBusy: another update is running.
         """
         with self._exclusive():
+            self.upload_budget.check(sum(_size(Path(path)) for path, _ in files))
             folder = Path(self.settings.uploads_dir)
             accepted, refused = 0, []
             for path, name in files:
                 try:
                     accept_upload(Path(path), name, folder, max_bytes)
                     accepted += 1
+                    self.upload_budget.spend(_size(Path(path)))
                 except ArticleError as e:
                     refused.append(str(e))
                 except OSError as e:
@@ -223,7 +231,15 @@ class LiveIndex:
             return report
 
     def rebuild(self, progress: bool = False) -> UpdateReport:
-        """Re-read and re-encode every indexed folder and file from scratch."""
+        """Re-read and re-encode every indexed folder and file from scratch.
+
+        Raises:
+            IndexProblem: ``Settings.web_rebuild`` is off (served to the network with no login).
+        """
+        if not self.settings.web_rebuild:
+            raise IndexProblem("rebuilding re-encodes every article, so from the web page it needs a login "
+                               "(start `qa serve` with QA_AUTH=user:password); or run `qa index --rebuild` "
+                               "on the server")
         with self._exclusive():
             report = update_index([], self.settings.index, self.encoder, rebuild=True, progress=progress)
             self.reload()
@@ -238,3 +254,10 @@ class LiveIndex:
             yield
         finally:
             self._updating.release()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # refused by name when it is read

@@ -47,6 +47,13 @@ class Settings:
         min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
         uploads_dir: where articles uploaded through the app are kept (a folder of articles
             indexed like ``seeds/``; kept apart from the index so a rebuild re-reads them).
+        upload_budget_mb: megabytes of uploads the app accepts in any hour, all users
+            together (None: no limit). Encoding costs about 23 s of this machine's two cores
+            per MB of text, so the budget bounds what anyone who can reach the page makes it
+            do; ``qa serve`` sets 20 (under 8 minutes of encoding an hour) when no login is
+            required.
+        web_rebuild: whether the page's "Rebuild index" button may re-encode everything;
+            ``qa serve`` turns it off when it serves beyond loopback without a login.
     """
 
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -66,6 +73,8 @@ class Settings:
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
     uploads_dir: Path = Path("uploads")
+    upload_budget_mb: float | None = None
+    web_rebuild: bool = True
 
     def weights(self) -> Weights:
         """The hybrid's weights, as ``qa.fusion`` takes them."""

@@ -91,3 +91,26 @@ def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
            "assert 'torch' not in sys.modules and 'gradio' not in sys.modules and 'faiss' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("host, auth, flag, budget, web_rebuild", [
+    ("127.0.0.1", None, [], 20.0, True),           # the local user: uploads metered, rebuild allowed
+    ("0.0.0.0", None, [], 20.0, False),            # anyone on the network: metered, no rebuild
+    ("0.0.0.0", "ann:secret", [], None, True),     # a login: trusted
+    ("0.0.0.0", None, ["--upload-budget", "0"], 0.0, False),
+])
+def test_serve_bounds_what_a_user_without_a_login_can_make_the_server_do(monkeypatch, tmp_path, host, auth, flag,
+                                                                         budget, web_rebuild):
+    import app
+    from qa.cli import main
+
+    served = {}
+    monkeypatch.setattr(app, "serve", lambda settings, **kw: served.update(settings=settings, **kw))
+    monkeypatch.delenv("QA_UPLOAD_BUDGET", raising=False)
+    if auth:
+        monkeypatch.setenv("QA_AUTH", auth)
+    else:
+        monkeypatch.delenv("QA_AUTH", raising=False)
+    assert main(["--index-dir", str(tmp_path), "serve", "--host", host, *flag]) == 0
+    assert served["settings"].upload_budget_mb == budget
+    assert served["settings"].web_rebuild is web_rebuild

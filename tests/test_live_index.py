@@ -168,3 +168,32 @@ def test_a_question_on_a_retired_snapshot_keeps_it_open_until_it_ends(live, corp
     assert live.open_snapshots == 1
     assert wal.stat().st_size == 0
     assert current_titles(live)[0] == "Lighthouse keepers return"
+
+
+def test_uploads_beyond_the_hourly_budget_are_refused_whole_and_the_index_is_unchanged(corpus, index_settings,
+                                                                                      fake_encoder, tmp_path):
+    from embeddings.uploads import UploadRefused
+
+    update_index([corpus], index_settings, fake_encoder)
+    uploads = tmp_path / "uploads"
+    live = LiveIndex(Settings(index=index_settings, uploads_dir=uploads, upload_budget_mb=0.001), fake_encoder)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text(NEW, encoding="utf-8")  # about 130 bytes
+    second.write_text(NEW.replace("Lighthouse keepers", "Harbour pilots") + "More. " * 150, encoding="utf-8")
+    assert live.add_files([(first, "first.txt")]).added == ["Lighthouse keepers return"]
+    encoded = len(fake_encoder.texts)
+    with pytest.raises(UploadRefused, match="MB of uploads an hour"):
+        live.add_files([(second, "second.txt")])
+    assert sorted(p.name for p in uploads.iterdir()) == ["first.txt"]  # nothing saved
+    assert len(fake_encoder.texts) == encoded and live.status().articles == 4  # nothing encoded
+
+
+def test_the_page_cannot_rebuild_when_web_rebuild_is_off(corpus, index_settings, fake_encoder, tmp_path):
+    from embeddings.manifest import IndexProblem
+
+    update_index([corpus], index_settings, fake_encoder)
+    live = LiveIndex(Settings(index=index_settings, uploads_dir=tmp_path / "u", web_rebuild=False), fake_encoder)
+    encoded = len(fake_encoder.texts)
+    with pytest.raises(IndexProblem, match=r"needs a login.*qa index --rebuild"):
+        live.rebuild()
+    assert len(fake_encoder.texts) == encoded

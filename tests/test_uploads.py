@@ -75,3 +75,30 @@ def test_oversized_upload_is_refused(tmp_path):
     src = write(tmp_path / "big.txt", "word " * 300)
     with pytest.raises(ArticleError, match="too large"):
         accept_upload(src, "big.txt", tmp_path / "uploads", max_bytes=1000)
+
+
+def test_the_hourly_budget_refuses_what_does_not_fit_and_frees_up_as_the_hour_rolls():
+    from embeddings.uploads import UploadBudget, UploadRefused
+
+    now = [1000.0]
+    budget = UploadBudget(1.0, clock=lambda: now[0])  # 1 MB an hour
+    budget.check(600_000)
+    budget.spend(600_000)
+    now[0] += 1200
+    budget.check(400_000)
+    budget.spend(400_000)
+    with pytest.raises(UploadRefused, match=r"accepts 1 MB of uploads an hour and 1\.0 MB came in during the "
+                                            r"last hour.*try again in 40 minutes.*--upload-budget"):
+        budget.check(1)
+    now[0] += 2400  # the first upload is an hour old
+    budget.check(600_000)
+    with pytest.raises(UploadRefused):
+        budget.check(600_001)
+
+
+def test_no_budget_means_no_limit_and_zero_means_no_uploads():
+    from embeddings.uploads import UploadBudget, UploadRefused
+
+    UploadBudget(None).check(10**12)
+    with pytest.raises(UploadRefused, match="does not accept uploads"):
+        UploadBudget(0).check(1)
