@@ -110,6 +110,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+class ServedUrl(str):
+    """The served app's URL; ``pid`` is the server process."""
+
+    pid: int
+
+
 @contextlib.contextmanager
 def served_app(tmp_path, extra_env=None, articles=None):
     """``qa serve`` on a free loopback port over a fresh index of ``articles`` (default: the
@@ -123,7 +129,8 @@ def served_app(tmp_path, extra_env=None, articles=None):
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=ROOT,
                               env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    url = ServedUrl(f"http://127.0.0.1:{port}/")
+    url.pid = server.pid
     try:
         deadline = time.time() + 120
         while True:

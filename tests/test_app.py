@@ -128,3 +128,40 @@ def test_status_line_and_update_report_are_escaped():
     text = report_markdown(report)
     assert "<img" not in text and "&#60;img src=x onerror=alert(1)&#62;" in text
     assert "&#60;b&#62;x.txt&#60;/b&#62;: is empty" in text and "1 passage encoded" in text
+
+
+def test_a_served_app_under_terminal_updates_keeps_its_log_and_handles_bounded(tmp_path):
+    """Issue #11, item 7, end to end: `qa index` in a terminal while `qa serve` answers."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    from tests.conftest import ROOT, SEED
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    shutil.copy(SEED, folder)
+    index = tmp_path / "index"
+    env = {**os.environ, "QA_INDEX_DIR": str(index), "HF_HUB_OFFLINE": "1"}
+    with served_app(tmp_path, articles=[folder]) as url:
+        client = Client(url, verbose=False, ssl_verify=False)
+        handles = []
+        for n, place in enumerate(["Skerryvore", "Ardnamurchan", "Muckle Flugga"]):
+            (folder / f"keepers-{n}.txt").write_text(
+                f"title: Keepers return to {place}\ndate: 2019-03-0{n + 1}\n\nTwo keepers will live at the "
+                f"{place} lighthouse again this summer, for the first time since it was automated.\n" * 3,
+                encoding="utf-8")
+            subprocess.run([sys.executable, "-m", "qa.cli", "index", str(folder)], cwd=ROOT, env=env, check=True,
+                           capture_output=True, timeout=300)
+            assert (index / "store.sqlite-wal").stat().st_size > 0  # pinned by the server's snapshot
+            reply = ask(client, f"Who will live at the {place} lighthouse again?")
+            assert f"Keepers return to {place}" in reply[1]["metadata"]["title"]
+            assert (index / "store.sqlite-wal").stat().st_size == 0  # checkpointed once it switched
+            store = str((index / "store.sqlite").resolve())
+            fds = Path(f"/proc/{url.pid}/fd")
+            handles.append(sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith(store)))
+        assert len(set(handles)) == 1, handles  # retired snapshots are closed, not collected
