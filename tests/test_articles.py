@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from embeddings.articles import ArticleError, find_article_files, load_articles
-from tests.conftest import SEED
+from tests.conftest import ROOT, SEED
 
 
 def test_seed_date_and_first_sentence_are_parsed():
@@ -92,7 +92,7 @@ def test_jsonl_one_article_per_line(tmp_path):
     ("latin1.txt", "Caf\u00e9 au lait".encode("latin-1"), "not UTF-8"),
     ("baddate.txt", b" date 2018-13-45 Body text here.", "bad date '2018-13-45'"),
     ("baddate2.txt", b"date: yesterday\n\nBody text.", "bad date 'yesterday'"),
-    ("bad.jsonl", b'{"text": "ok"}\n{"text": broken}\n', "malformed JSON"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": broken}\n', "malformed JSON (Expecting value at column 10)"),
     ("notext.jsonl", b'{"title": "no text"}\n', 'missing "text"'),
     ("list.jsonl", b'[1, 2]\n', "JSON object"),
     ("headeronly.txt", b"title: Only a title\n\n", "no article text"),
@@ -123,6 +123,20 @@ def test_too_large_file_is_refused(tmp_path, monkeypatch):
     path.write_text("word " * 100, encoding="utf-8")
     with pytest.raises(ArticleError, match="too large"):
         load_articles(path)
+
+
+def test_the_size_limit_is_stated_as_the_readme_states_it(tmp_path):
+    """Issue #11, item 10: the message said 21 MB against the README's 20 MB."""
+    import embeddings.articles as articles
+
+    path = tmp_path / "huge.txt"
+    with open(path, "wb") as f:
+        f.truncate(articles.MAX_FILE_BYTES + 1)
+    with pytest.raises(ArticleError, match=r"huge\.txt.*too large \(20\.0 MB.*limit is 20 MB\)"):
+        load_articles(path)
+    import re
+
+    assert re.search(r"larger than\s+20 MB", (ROOT / "README.md").read_text(encoding="utf-8"))
 
 
 def test_find_article_files_skips_hidden_and_other_types(tmp_path):

@@ -437,3 +437,18 @@ def test_unreadable_files_fifos_and_folders_are_reported_and_the_rest_indexed(tm
     index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
     assert sorted(a.title for a in index.store.articles()) == ["Good", "Kept"]
     index.close()
+
+
+def test_the_index_files_share_one_mode(corpus, index_settings, fake_encoder):
+    """Issue #11, item 10: manifest.json and vectors.faiss were created 0600 beside a 0644 store."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        update_index([corpus], index_settings, fake_encoder)
+    finally:
+        os.umask(old)
+    modes = {name: stat.S_IMODE((index_settings.index_dir / name).stat().st_mode)
+             for name in ("store.sqlite", "vectors.faiss", "manifest.json")}
+    assert set(modes.values()) == {0o644}, modes
