@@ -214,21 +214,30 @@ def _parse_text(path: Path, origin: str, text: str, markdown: bool) -> Article:
     return _make_article(path, origin, text, meta)
 
 
-def _parse_html(path: Path, origin: str, html: str) -> Article:
+def extract_page(html: str | bytes, url: str | None = None) -> dict | None:
+    """A web page's main text, title, date, site name and URL (trafilatura), or None when
+    it holds no article text. The date is None when the page's guess is not a real date."""
     import trafilatura
 
-    doc = trafilatura.bare_extraction(html, with_metadata=True, favor_recall=True)
+    doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, favor_recall=True)
     if doc is None or not (doc.text or "").strip():
-        raise ArticleError(path, "no article text found in the page")
+        return None
     paragraphs = [line.strip() for line in doc.text.split("\n") if line.strip()]
     if doc.title and paragraphs and paragraphs[0] == doc.title.strip() and len(paragraphs) > 1:
         paragraphs = paragraphs[1:]
-    meta = {"title": doc.title, "source": doc.sitename or doc.hostname, "url": doc.url}
     try:
-        meta["date"] = parse_date(path, doc.date)
+        date = parse_date("page", doc.date)
     except ArticleError:
-        meta["date"] = None  # a page's guessed date is a hint, not something to refuse over
-    return _make_article(path, origin, "\n\n".join(paragraphs), meta)
+        date = None  # a page's guessed date is a hint, not something to refuse over
+    return {"title": doc.title, "source": doc.sitename or doc.hostname, "url": doc.url or url, "date": date,
+            "text": "\n\n".join(paragraphs)}
+
+
+def _parse_html(path: Path, origin: str, html: str) -> Article:
+    page = extract_page(html)
+    if page is None:
+        raise ArticleError(path, "no article text found in the page")
+    return _make_article(path, origin, page.pop("text"), page)
 
 
 def _parse_jsonl(path: Path, origin: str, text: str) -> list[Article]:

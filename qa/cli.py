@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     index = IndexSettings(index_dir=Path(args.index_dir), backend=args.backend, precision=args.precision,
                           vector_index=args.vector_index, sentence_vectors=args.sentence_vectors,
                           passage_context=args.passage_context, model_cache=_cache_dir())
-    settings = Settings(index=index, uploads_dir=Path(args.uploads_dir))
+    settings = Settings(index=index, uploads_dir=Path(args.uploads_dir), web_dir=Path(args.web_dir))
     try:
         return args.run(args, settings)
     except IndexProblem as e:
@@ -84,6 +84,8 @@ def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="index directory (default: $QA_INDEX_DIR or ./index)")
     parser.add_argument("--uploads-dir", default=default(os.environ.get("QA_UPLOADS_DIR", "uploads")),
                         help="where the web app keeps uploaded articles (default: $QA_UPLOADS_DIR or ./uploads)")
+    parser.add_argument("--web-dir", default=default(os.environ.get("QA_WEB_DIR", "web")),
+                        help="where feeds are remembered and fetched pages kept (default: $QA_WEB_DIR or ./web)")
     parser.add_argument("--backend", choices=["auto", *BACKENDS], default=default(os.environ.get("QA_BACKEND", "auto")),
                         help="how the model runs (default: what the index was built with, else openvino)")
     parser.add_argument("--precision", choices=["auto", *PRECISIONS], default=default(os.environ.get("QA_PRECISION", "auto")),
@@ -109,7 +111,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="add, update or remove articles (files or folders)")
     _add_common(p, defaults=False)
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="files and folders; none: refresh every remembered feed and folder")
+    p.add_argument("--feed", action="append", default=[], metavar="URL",
+                   help="an RSS or Atom feed: remembered, its entries' pages fetched and indexed")
+    p.add_argument("--url", action="append", default=[], metavar="URL", help="one article page to fetch and index")
     p.add_argument("--rebuild", action="store_true",
                    help="rebuild from scratch (from the paths indexed before when none are given)")
     p.add_argument("--rebuild-if-stale", action="store_true",
@@ -189,20 +195,30 @@ def cmd_index(args, settings: Settings) -> int:
 
     if args.repair:
         return _repair(args, settings)
-    if not args.paths and not args.rebuild:
-        print("qa index: name the files or folders to index, e.g. `qa index seeds/`", file=sys.stderr)
-        return 2
+    everything = not (args.paths or args.feed or args.url or args.rebuild)
+    fetched = fetch_web(settings, args.feed, args.url, refresh_all=everything)
+    paths = list(args.paths)
+    if fetched is not None:
+        paths.append(settings.web_dir)
+    if everything:
+        paths = [*indexed_roots(settings.index), *paths]
+        if not paths:
+            print("qa index: name the files or folders to index, e.g. `qa index seeds/` (or a feed: "
+                  "`qa index --feed URL`)", file=sys.stderr)
+            return 2
     encoder = encoder_for(settings)
     progress = sys.stderr.isatty()
     try:
-        report = update_index(args.paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
+        report = update_index(paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
     except IndexMismatch as e:
         if not args.rebuild_if_stale:
             raise
         # Rebuild from everything indexed before too (uploads included), not only from PATHs.
-        paths = {p.resolve(): p for p in [*indexed_roots(settings.index), *args.paths]}
+        paths = {p.resolve(): p for p in [*indexed_roots(settings.index), *paths]}
         print(f"qa: {e}\nqa: rebuilding from {', '.join(str(p) for p in paths.values())}.", file=sys.stderr)
         report = update_index(list(paths.values()), settings.index, encoder, rebuild=True, progress=progress)
+    if fetched is not None:
+        report.errors[:0] = fetched.errors
     for title in report.added:
         print(f"added    {title}")
     for title in report.updated:
@@ -214,6 +230,37 @@ def cmd_index(args, settings: Settings) -> int:
     for error in report.errors:
         print(f"error: {error} (skipped; the index keeps what it had for it)", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def fetch_web(settings: Settings, feeds: list[str], urls: list[str], refresh_all: bool):
+    """Remember and refresh the feeds named (every remembered one with ``refresh_all``) and
+    fetch the pages named, into the web folder; prints what was fetched. None when there was
+    nothing to fetch."""
+    from embeddings.feeds import WebFolder, WebReport
+    from embeddings.fetch import Fetcher, FetchError
+
+    web = WebFolder(settings.web_dir)
+    try:
+        remembered = web.feeds() if refresh_all else []
+    except FetchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        remembered = []
+    if not (feeds or urls or remembered):
+        return None
+    report, named = WebReport(), []
+    for url in feeds:
+        try:
+            named.append(web.add_feed(url))
+        except FetchError as e:
+            report.errors.append(str(e))
+    with Fetcher() as fetcher:
+        if named or remembered:
+            report.merge(web.refresh(fetcher, None if refresh_all else named))
+        for url in urls:
+            report.merge(web.add_page(fetcher, url))
+    for title in report.saved:
+        print(f"fetched  {title}")
+    return report
 
 
 def _repair(args, settings: Settings) -> int:
@@ -258,7 +305,11 @@ def cmd_status(args, settings: Settings) -> int:
     except IndexProblem:
         return 1
     if args.json:
-        print(json.dumps(manifest, indent=2))
+        from dataclasses import asdict
+
+        from embeddings.feeds import WebFolder
+
+        print(json.dumps({**manifest, "feeds": [asdict(f) for f in WebFolder(settings.web_dir).feeds()]}, indent=2))
         return 0
     m, c = manifest["model"], manifest["counts"]
     v = manifest.get("vector_index", {})
@@ -273,7 +324,27 @@ def cmd_status(args, settings: Settings) -> int:
     vectors = f"{v.get('kind')}" + (f" ({v['nlist']} cells, {v['nprobe']} probed per query)" if v.get("nlist") else "")
     print(f"vectors:     {vectors}")
     print(f"last update: {manifest['updated_at']}")
+    for line in feed_lines(settings):
+        print(line)
     return 1 if problems else 0
+
+
+def feed_lines(settings: Settings) -> list[str]:
+    """The remembered feeds, one line each: URL, title, last fetch, entries, last problem."""
+    from embeddings.feeds import WebFolder
+    from embeddings.fetch import FetchError
+
+    try:
+        feeds = WebFolder(settings.web_dir).feeds()
+    except FetchError as e:
+        return [f"feeds:       {e}"]
+    lines = []
+    for n, feed in enumerate(feeds):
+        when = f"last fetched {feed.fetched_at}" if feed.fetched_at else "not fetched yet"
+        problem = f"; last refresh: {feed.error}" if feed.error else ""
+        title = f" ({feed.title})" if feed.title else ""
+        lines.append(f"{'feeds:' if n == 0 else '':<13}{feed.url}{title}: {feed.entries} entries, {when}{problem}")
+    return lines
 
 
 def cmd_ask(args, settings: Settings) -> int:

@@ -47,6 +47,8 @@ class Settings:
         min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
         uploads_dir: where articles uploaded through the app are kept (a folder of articles
             indexed like ``seeds/``; kept apart from the index so a rebuild re-reads them).
+        web_dir: where remembered feeds and the pages fetched from feeds and links are kept
+            (``embeddings/feeds.py``; a folder of articles indexed like the uploads).
         upload_budget_mb: megabytes of uploads the app accepts in any hour, all users
             together (None: no limit). Encoding costs about 23 s of this machine's two cores
             per MB of text, so the budget bounds what anyone who can reach the page makes it
@@ -73,6 +75,7 @@ class Settings:
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
     uploads_dir: Path = Path("uploads")
+    web_dir: Path = Path("web")
     upload_budget_mb: float | None = None
     web_rebuild: bool = True
 
