@@ -23,6 +23,7 @@ from qa.settings import Settings
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
 UPLOAD_LIMIT = f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
 ARTICLE_COLUMNS = ["Title", "Date", "Source", "Passages"]
+FEED_COLUMNS = ["Feed", "Title", "Last fetched", "Entries", "Last problem"]
 
 
 def searched_queries(user_messages: list[str]) -> list[str]:
@@ -146,6 +147,12 @@ def article_rows(live: LiveIndex, title_query: str = "") -> list[list]:
     return [[a.title, a.date or "", a.source or "", a.passages] for a in live.articles(title_query)]
 
 
+def feed_rows(live: LiveIndex) -> list[list]:
+    """The feeds table: URL, title, last fetch (UTC), entries saved, the last refresh's problem."""
+    return [[f.url, f.title or "", (f.fetched_at or "not yet").replace("T", " ").replace("+00:00", " UTC"),
+             f.entries, f.error or ""] for f in live.feeds()]
+
+
 def report_markdown(report) -> str:
     """What an update did, escaped, one line per kind of change."""
     def names(titles):
@@ -169,7 +176,27 @@ def build_ui(live: LiveIndex):
 
     def refresh(title_query: str = ""):
         return (status_line(live.status()), article_rows(live, title_query),
-                gr.Dropdown(choices=live.sources()))
+                gr.Dropdown(choices=live.sources()), feed_rows(live))
+
+    def add_web(url: str, title_query: str, kind: str, progress):
+        if kind != "refresh" and not (url or "").strip():
+            return ("Paste the address of a feed or of an article page first.", *refresh(title_query))
+        progress(0, desc="Fetching")
+        try:
+            report = live.add_web(feeds=[url] if kind == "feed" else [], urls=[url] if kind == "page" else [],
+                                  refresh_all=kind == "refresh", progress=True)
+        except IndexProblem as e:
+            return (as_text(str(e)), *refresh(title_query))
+        return (report_markdown(report), *refresh(title_query))
+
+    def add_feed(url: str, title_query: str = "", progress=gr.Progress(track_tqdm=True)):
+        return add_web(url, title_query, "feed", progress)
+
+    def add_page(url: str, title_query: str = "", progress=gr.Progress(track_tqdm=True)):
+        return add_web(url, title_query, "page", progress)
+
+    def refresh_feeds(title_query: str = "", progress=gr.Progress(track_tqdm=True)):
+        return add_web("", title_query, "refresh", progress)
 
     def add_articles(files, title_query: str = "", progress=gr.Progress(track_tqdm=True)):
         if not files:
@@ -212,6 +239,15 @@ def build_ui(live: LiveIndex):
                                  column_widths=["58%", "14%", "16%", "12%"], wrap=True, elem_id="articles")
             budget = live.settings.upload_budget_mb
             allowance = f"; {budget:g} MB an hour on this server" if budget is not None else ""
+            with gr.Row():
+                web_url = gr.Textbox(label="Feed or article address", placeholder="https://…/rss.xml or "
+                                     "https://…/story.html", scale=4, elem_id="web-url")
+                add_feed_button = gr.Button("Add feed", elem_id="add-feed")
+                add_page_button = gr.Button("Add page", elem_id="add-page")
+                refresh_button = gr.Button("Refresh feeds now", elem_id="refresh-feeds")
+            feeds_table = gr.Dataframe(value=feed_rows(live), headers=FEED_COLUMNS,
+                                       datatype=["str", "str", "str", "number", "str"], interactive=False,
+                                       wrap=True, elem_id="feeds")
             files = gr.File(label=f"Add articles ({' '.join(UPLOAD_TYPES)}; at most {UPLOAD_LIMIT} each{allowance})",
                             file_count="multiple", file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
             with gr.Row():
@@ -219,9 +255,13 @@ def build_ui(live: LiveIndex):
                 rebuild_button = gr.Button("Rebuild index")
             result = gr.Markdown(elem_id="update-result")
         search.change(lambda q: article_rows(live, q), search, table, api_name="articles")
-        add.click(add_articles, [files, search], [result, status, table, sources], api_name="add_articles")
-        rebuild_button.click(rebuild, [search], [result, status, table, sources], api_name="rebuild")
-        demo.load(refresh, [search], [status, table, sources], api_name="status")
+        outputs = [result, status, table, sources, feeds_table]
+        add.click(add_articles, [files, search], outputs, api_name="add_articles")
+        rebuild_button.click(rebuild, [search], outputs, api_name="rebuild")
+        add_feed_button.click(add_feed, [web_url, search], outputs, api_name="add_feed")
+        add_page_button.click(add_page, [web_url, search], outputs, api_name="add_page")
+        refresh_button.click(refresh_feeds, [search], outputs, api_name="refresh_feeds")
+        demo.load(refresh, [search], [status, table, sources, feeds_table], api_name="status")
     return demo
 
 

@@ -220,6 +220,34 @@ class WebFolder:
                       json.dumps({"feeds": [asdict(f) for f in feeds]}, indent=2, ensure_ascii=False) + "\n")
 
 
+def fetch_into(folder: Path, feeds: list[str] = (), urls: list[str] = (), refresh_all: bool = False,
+               progress=None) -> WebReport | None:
+    """Remember and refresh the feeds named (every remembered one with ``refresh_all``) and
+    fetch the pages named, into the web folder ``folder``. None when there was nothing to
+    fetch; bad URLs and failures are in the report's ``errors``."""
+    web = WebFolder(folder)
+    report = WebReport()
+    try:
+        remembered = web.feeds() if refresh_all else []
+    except FetchError as e:
+        report.errors.append(str(e))
+        remembered = []
+    if not (feeds or urls or remembered):
+        return report if report.errors else None
+    named = []
+    for url in feeds:
+        try:
+            named.append(web.add_feed(url))
+        except FetchError as e:
+            report.errors.append(str(e))
+    with Fetcher() as fetcher:
+        if named or remembered:
+            report.merge(web.refresh(fetcher, None if refresh_all else named, progress))
+        for url in urls:
+            report.merge(web.add_page(fetcher, url))
+    return report
+
+
 def _entry_date(entry: dict) -> str | None:
     """The entry's published (or updated) day, as YYYY-MM-DD."""
     stamp = entry.get("published_parsed") or entry.get("updated_parsed")

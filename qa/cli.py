@@ -2,6 +2,9 @@
 
     qa index seeds/                 add new and changed articles, drop deleted ones
     qa index --rebuild              rebuild from scratch from the paths indexed before
+    qa index --feed URL             remember an RSS/Atom feed; fetch and index its entries (--url: one page)
+    qa index                        refresh every remembered feed and folder
+    qa watch --every 15m            the same, again and again until Ctrl-C
     qa status                       what is indexed
     qa ask "Where does IS still hold villages?"   [-k 5] [--json] [--since/--until] [--source]
     qa serve                        the chat on http://127.0.0.1:7860
@@ -125,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
                         "store is moved aside and built again from PATHs, or else from what it was built from")
     p.set_defaults(run=cmd_index)
 
+    p = sub.add_parser("watch", help="refresh every remembered feed and folder, again and again")
+    _add_common(p, defaults=False)
+    p.add_argument("--every", type=duration, default=duration("15m"), metavar="DURATION",
+                   help="time between refreshes: 90s, 15m, 2h (default 15m)")
+    p.set_defaults(run=cmd_watch)
+
     p = sub.add_parser("check", help="check the index thoroughly (SQLite integrity, vectors, counts)")
     _add_common(p, defaults=False)
     p.set_defaults(run=cmd_check)
@@ -190,14 +199,21 @@ def open_retriever(settings: Settings):
 
 
 def cmd_index(args, settings: Settings) -> int:
+    if args.repair:
+        return _repair(args, settings)
+    return index_once(settings, args.paths, args.feed, args.url, args.rebuild, args.rebuild_if_stale)
+
+
+def index_once(settings: Settings, paths: list[Path], feeds: list[str] = (), urls: list[str] = (),
+               rebuild: bool = False, rebuild_if_stale: bool = False, encoder=None) -> int:
+    """One `qa index`: fetch the feeds and links named, then update the index from ``paths``
+    and the web folder. With nothing named: refresh every remembered feed and folder."""
     from embeddings.indexer import indexed_roots, update_index
     from embeddings.manifest import IndexMismatch
 
-    if args.repair:
-        return _repair(args, settings)
-    everything = not (args.paths or args.feed or args.url or args.rebuild)
-    fetched = fetch_web(settings, args.feed, args.url, refresh_all=everything)
-    paths = list(args.paths)
+    everything = not (paths or feeds or urls or rebuild)
+    fetched = fetch_web(settings, list(feeds), list(urls), refresh_all=everything)
+    paths = list(paths)
     if fetched is not None:
         paths.append(settings.web_dir)
     if everything:
@@ -206,12 +222,12 @@ def cmd_index(args, settings: Settings) -> int:
             print("qa index: name the files or folders to index, e.g. `qa index seeds/` (or a feed: "
                   "`qa index --feed URL`)", file=sys.stderr)
             return 2
-    encoder = encoder_for(settings)
+    encoder = encoder or encoder_for(settings)
     progress = sys.stderr.isatty()
     try:
-        report = update_index(paths, settings.index, encoder, rebuild=args.rebuild, progress=progress)
+        report = update_index(paths, settings.index, encoder, rebuild=rebuild, progress=progress)
     except IndexMismatch as e:
-        if not args.rebuild_if_stale:
+        if not rebuild_if_stale:
             raise
         # Rebuild from everything indexed before too (uploads included), not only from PATHs.
         paths = {p.resolve(): p for p in [*indexed_roots(settings.index), *paths]}
@@ -232,33 +248,57 @@ def cmd_index(args, settings: Settings) -> int:
     return 1 if report.errors else 0
 
 
-def fetch_web(settings: Settings, feeds: list[str], urls: list[str], refresh_all: bool):
-    """Remember and refresh the feeds named (every remembered one with ``refresh_all``) and
-    fetch the pages named, into the web folder; prints what was fetched. None when there was
-    nothing to fetch."""
-    from embeddings.feeds import WebFolder, WebReport
-    from embeddings.fetch import Fetcher, FetchError
+def cmd_watch(args, settings: Settings) -> int:
+    """Refresh every remembered feed and folder every ``--every`` until Ctrl-C (or SIGTERM),
+    which ends it after the update under way; a second Ctrl-C stops at once (what was
+    committed stays)."""
+    import datetime as dt
+    import signal
+    import threading
 
-    web = WebFolder(settings.web_dir)
-    try:
-        remembered = web.feeds() if refresh_all else []
-    except FetchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        remembered = []
-    if not (feeds or urls or remembered):
-        return None
-    report, named = WebReport(), []
-    for url in feeds:
+    stop = threading.Event()
+
+    def request_stop(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("qa watch: stopping after the current update (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    encoder = encoder_for(settings)
+    every = args.every
+    while not stop.is_set():
+        print(f"qa watch: refreshing at {dt.datetime.now():%Y-%m-%d %H:%M:%S}", flush=True)
         try:
-            named.append(web.add_feed(url))
-        except FetchError as e:
-            report.errors.append(str(e))
-    with Fetcher() as fetcher:
-        if named or remembered:
-            report.merge(web.refresh(fetcher, None if refresh_all else named))
-        for url in urls:
-            report.merge(web.add_page(fetcher, url))
-    for title in report.saved:
+            if index_once(settings, [], encoder=encoder) == 2:
+                return 2  # nothing to refresh
+        except IndexProblem as e:  # busy (another update), say; try again next time
+            print(f"qa: {e}", file=sys.stderr)
+        sys.stdout.flush()
+        if stop.wait(every):
+            break
+        print(flush=True)
+    print("qa watch: stopped", file=sys.stderr)
+    return 0
+
+
+def duration(text: str) -> float:
+    """Seconds in ``90``, ``30s``, ``15m``, ``2h`` or ``1d``."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def fetch_web(settings: Settings, feeds: list[str], urls: list[str], refresh_all: bool):
+    """``embeddings.feeds.fetch_into`` for the web folder, printing what was fetched."""
+    from embeddings.feeds import fetch_into
+
+    report = fetch_into(settings.web_dir, feeds, urls, refresh_all)
+    for title in report.saved if report else []:
         print(f"fetched  {title}")
     return report
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embeddings.articles import ArticleError
+from embeddings.feeds import Feed, WebFolder, fetch_into
+from embeddings.fetch import FetchError
 from embeddings.encoder import Encoder
 from embeddings.indexer import IndexBusy, UpdateReport, update_index
 from embeddings.reader import LoadedIndex, open_index
@@ -230,6 +232,46 @@ class LiveIndex:
             self.reload()
             return report
 
+    def feeds(self) -> list[Feed]:
+        """The remembered feeds (``[]`` when the list cannot be read: ``add_web`` says why)."""
+        try:
+            return WebFolder(self.settings.web_dir).feeds()
+        except FetchError:
+            return []
+
+    def add_web(self, feeds: list[str] = (), urls: list[str] = (), refresh_all: bool = False,
+                progress: bool = False) -> UpdateReport:
+        """Remember and fetch feeds, fetch pages (or refresh every remembered feed), then index
+        what was saved. Fetch failures are listed by URL in the report's ``errors``.
+
+        The text fetched counts against the hourly upload budget: when it is spent, nothing
+        is fetched (``UploadRefused``).
+        """
+        from tqdm import tqdm
+
+        with self._exclusive():
+            self.upload_budget.check(1)
+            bar = tqdm(desc="Fetching pages", unit="page") if progress else None
+
+            def tick(done, total, what):
+                bar.total, bar.n = total, done
+                bar.refresh()
+
+            before = _folder_bytes(self.settings.web_dir / "pages")
+            fetched = fetch_into(self.settings.web_dir, list(feeds), list(urls), refresh_all,
+                                 tick if bar is not None else None)
+            if bar is not None:
+                bar.close()
+            if fetched is None:
+                return UpdateReport()
+            self.upload_budget.spend(max(0, _folder_bytes(self.settings.web_dir / "pages") - before))
+            report = UpdateReport(errors=list(fetched.errors))
+            if fetched.saved or refresh_all:
+                report = update_index([self.settings.web_dir], self.settings.index, self.encoder, progress=progress)
+                report.errors[:0] = fetched.errors
+                self.reload()
+            return report
+
     def rebuild(self, progress: bool = False) -> UpdateReport:
         """Re-read and re-encode every indexed folder and file from scratch.
 
@@ -254,6 +296,10 @@ class LiveIndex:
             yield
         finally:
             self._updating.release()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(_size(p) for p in folder.glob("*.jsonl")) if folder.is_dir() else 0
 
 
 def _size(path: Path) -> int:

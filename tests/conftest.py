@@ -121,7 +121,7 @@ def served_app(tmp_path, extra_env=None, articles=None):
     """``qa serve`` on a free loopback port over a fresh index of ``articles`` (default: the
     seed folder): yields the URL, stops the server afterwards."""
     env = {**os.environ, "QA_INDEX_DIR": str(tmp_path / "index"), "QA_UPLOADS_DIR": str(tmp_path / "uploads"),
-           "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+           "QA_WEB_DIR": str(tmp_path / "web"), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     paths = [str(p) for p in (articles or [SEED.parent])]
     subprocess.run([sys.executable, "-m", "qa.cli", "index", *paths], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=300)

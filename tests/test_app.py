@@ -67,7 +67,7 @@ def test_served_app_answers_uploads_and_refuses_through_gradio_client(tmp_path):
                            "source: Test Gazette\n\nThe Northern Lighthouse Board said on Monday that two "
                            "keepers will live at Skerryvore lighthouse again this summer, for the first time "
                            "since it was automated in 1994.\n", encoding="utf-8")
-        result, status, table, _ = client.predict([handle_file(str(article))], "", api_name="/add_articles")
+        result, status, table, *_ = client.predict([handle_file(str(article))], "", api_name="/add_articles")
         assert "**Added** 1: “Lighthouse keepers return to Skerryvore”" in result
         assert status.startswith("2 articles · 5 passages")
         assert ["Lighthouse keepers return to Skerryvore", "2019-03-04", "Test Gazette", 1] in table["data"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import served_app
+from tests.feed_site import site  # noqa: F401 - a fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -174,3 +175,25 @@ def test_upload_through_the_page_then_ask_about_it(browser, tmp_path):
         expect(source.locator(".title")).to_contain_text("[1] Lighthouse keepers return to Skerryvore",
                                                          timeout=60_000)
         page.close()
+
+
+def test_a_feed_added_in_the_articles_tab_is_fetched_indexed_and_answered(browser, tmp_path, site):
+    with served_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url)
+        page.get_by_role("tab", name="Articles").click()
+        page.locator("#web-url textarea, #web-url input").first.fill(f"{site.base}/rss.xml")
+        page.locator("#add-feed").click()
+        result = page.locator("#update-result")
+        expect(result).to_contain_text("Added", timeout=60_000)
+        expect(result).to_contain_text("Pier repairs approved")
+        expect(result).to_contain_text(f"{site.base}/missing.html: HTTP 404 Not Found")
+        feeds = page.locator("#feeds")
+        expect(feeds).to_contain_text(f"{site.base}/rss.xml")
+        expect(feeds).to_contain_text("Harbour Times")
+        expect(page.locator("#status-line")).to_contain_text("3 articles")
+        page.get_by_role("tab", name="Chat").click()
+        chat, text = ask_and_open_sources(page, "What did the harbour board discuss about the pier repairs?",
+                                          "pier repairs", "Pier repairs approved")
+        assert "[1] Pier repairs approved (2025-03-04)" in text
+        assert f"{site.base}/pier.html" in text

@@ -2,114 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from embeddings.feeds import WebFolder
 from embeddings.fetch import USER_AGENT, Fetcher, FetchError
 from embeddings.indexer import update_index
 from embeddings.store import Store
-
-PARAGRAPH = ("The harbour board met on {day} to discuss the {topic}. Members heard from pilots, "
-             "ferry crews and the lighthouse trust about the {topic} and what it would cost. "
-             "A decision on the {topic} is expected before the summer timetable starts.")
-
-
-def page(title: str, topic: str, day: str = "Monday") -> bytes:
-    body = "".join(f"<p>{PARAGRAPH.format(day=day, topic=topic)} Point {n}.</p>" for n in range(3))
-    return (f"<html><head><title>{title}</title><meta property='og:site_name' content='Harbour Times'>"
-            f"<meta name='date' content='2025-03-04'></head><body><article><h1>{title}</h1>{body}"
-            f"<script>document.title = 'ran'</script></article></body></html>").encode()
-
-
-def rss(items: list[tuple[str, str]]) -> bytes:
-    entries = "".join(f"<item><title>{t}</title><link>{link}</link><pubDate>Tue, 04 Mar 2025 09:00:00 GMT"
-                      f"</pubDate><description>{t}</description></item>" for t, link in items)
-    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Harbour Times</title>"
-            f"<link>http://example.invalid/</link><description>news</description>{entries}</channel></rss>").encode()
-
-
-def atom(items: list[tuple[str, str]]) -> bytes:
-    entries = "".join(f"<entry><title>{t}</title><link href='{link}'/><id>{link}</id>"
-                      f"<updated>2025-03-05T10:00:00Z</updated></entry>" for t, link in items)
-    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
-            f"<title>Pier Gazette</title><id>urn:pier</id><updated>2025-03-05T10:00:00Z</updated>"
-            f"{entries}</feed>").encode()
-
-
-class Site:
-    """What the loopback server serves; tests change it between refreshes."""
-
-    def __init__(self):
-        self.base = ""
-        self.routes: dict[str, tuple[int, str, bytes]] = {}
-        self.requests: list[tuple[str, dict]] = []
-        self.etags: dict[str, str] = {}
-
-    def add(self, path: str, body: bytes, kind: str = "text/html; charset=utf-8", status: int = 200,
-            etag: str | None = None) -> None:
-        self.routes[path] = (status, kind, body)
-        if etag:
-            self.etags[path] = etag
-
-
-@pytest.fixture
-def site():
-    state = Site()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the http.server API
-            state.requests.append((self.path, dict(self.headers)))
-            if self.path == "/slow.html":
-                time.sleep(3)
-            if self.path == "/moved.html":
-                self.send_response(302)
-                self.send_header("Location", "/pilots.html")
-                self.end_headers()
-                return
-            if self.path not in state.routes:
-                self.send_error(404, "Not Found")
-                return
-            status, kind, body = state.routes[self.path]
-            etag = state.etags.get(self.path)
-            if etag and self.headers.get("If-None-Match") == etag:
-                self.send_response(304)
-                self.end_headers()
-                return
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            if etag:
-                self.send_header("ETag", etag)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.handle_error = lambda *args: None  # the client hung up on the slow page: expected
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    b = state.base
-    state.add("/ferry.html", page("Ferry timetable extended", "ferry timetable"))
-    state.add("/pier.html", page("Pier repairs approved", "pier repairs"))
-    state.add("/pilots.html", page("Pilots ask for a new launch", "pilot launch"))
-    state.add("/report.pdf", b"%PDF-1.4 not a page", kind="application/pdf")
-    state.add("/rss.xml", rss([("Ferry timetable extended", f"{b}/ferry.html"), ("Gone", f"{b}/missing.html"),
-                               ("Pier repairs approved", f"{b}/pier.html")]),
-              kind="application/rss+xml", etag='"rss-1"')
-    state.add("/atom.xml", atom([("Pilots ask for a new launch", f"{b}/moved.html"), ("Slow", f"{b}/slow.html"),
-                                 ("Report", f"{b}/report.pdf"), ("Script", "javascript:alert(1)")]),
-              kind="application/atom+xml")
-    yield state
-    server.shutdown()
-    server.server_close()
+from tests.feed_site import page, rss, site  # noqa: F401 - site is a fixture
 
 
 def titles(index_settings) -> dict[str, tuple]:
@@ -221,3 +120,35 @@ def test_cli_index_feed_status_and_refresh_of_everything(site, tmp_path, fake_en
     out, err = capsys.readouterr()
     assert "0 added" in out and "; 0 passages encoded" in out
     assert ("/rss.xml", '"rss-1"') in [(p, h.get("If-None-Match")) for p, h in site.requests]
+
+
+def test_qa_watch_refreshes_until_ctrl_c_and_finishes_the_update_under_way(site, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    b = site.base
+    env = {**os.environ, "QA_INDEX_DIR": str(tmp_path / "index"), "QA_WEB_DIR": str(tmp_path / "web"),
+           "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "qa.cli", "index", "--feed", f"{b}/rss.xml"], cwd=ROOT, env=env,
+                   capture_output=True, timeout=300)
+    site.add("/lighthouse.html", page("Lighthouse keepers return", "lighthouse keepers"))
+    site.add("/rss.xml", rss([("Lighthouse keepers return", f"{b}/lighthouse.html")]),
+             kind="application/rss+xml", etag='"rss-2"')
+    watch = subprocess.Popen([sys.executable, "-u", "-m", "qa.cli", "watch", "--every", "1s"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in watch.stdout:
+        lines.append(line)
+        if line.startswith("qa watch: refreshing"):
+            watch.send_signal(signal.SIGINT)  # during the update: it must finish it first
+            break
+    out, _ = watch.communicate(timeout=120)
+    text = "".join(lines) + out
+    assert watch.returncode == 0, text
+    assert "fetched  Lighthouse keepers return" in text and "1 added" in text
+    assert text.index("1 added") < text.index("qa watch: stopped")
+    assert text.count("qa watch: refreshing") == 1
