@@ -75,6 +75,10 @@ def render_answer(answer: Answer) -> list[dict]:
                        for t, marked in s.segments()).replace("\n\n", "<br><br>")
         where = " · ".join(as_text(x) for x in (p.source, p.url) if x)
         content = body + (f"<br><small>{where}</small>" if where else "")
+        if s.hit.also:
+            names = ", ".join(as_text(m.source or m.title) + (f" ({as_text(m.url)})" if m.url else "")
+                              for m in s.hit.also)
+            content += f"<br><small>also published by: {names}</small>"
         messages.append({"role": "assistant", "content": content,
                          "metadata": {"title": f"[{s.number}] {as_text(s.label)}", "status": "done"}})
     return messages

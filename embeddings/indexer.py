@@ -38,6 +38,7 @@ from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_bui
                                vectors_from_store)
 from embeddings.settings import CONTEXT_TOKENS, IndexSettings
 from embeddings.store import Store
+from embeddings.stories import Stories
 from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index
 
 logger = logging.getLogger(__name__)
@@ -413,13 +414,29 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
                                   sentence_vectors[offset:offset + n]))
                 offset += n
             remove = first_removal + [a.id for a, _ in pending if a.id in plan.replaces]
-            removed_ids, added_ids = store.apply(remove, additions, build, roots)
+            grouping = stories()
+            for article_id in remove:
+                grouping.remove(article_id)
+            placed = {article.id: grouping.assign(article.id, article.body) for article, _ in pending}
+            removed_ids, added_ids = store.apply(remove, additions, build, roots, placed)
             if vectors is not None:
                 vectors.delete(removed_ids)
                 vectors.add(np.asarray(added_ids, np.int64), passage_vectors)
             report.passages_encoded += len(texts)
             first_removal, pending, size = [], [], 0
             bar.update(len(texts))
+
+        grouped: list[Stories] = []
+
+        def stories() -> Stories:
+            """The story grouping, loaded once per update; articles stored before stories
+            were grouped are placed first."""
+            if not grouped:
+                grouped.append(Stories(store.story_rows()))
+                missing = store.articles_without_story()
+                if missing:
+                    store.set_stories({aid: grouped[0].assign(aid, body) for aid, body in missing})
+            return grouped[0]
 
         tokenizer = encoder.tokenizer
         for article in _articles(plan.to_add):

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS passages (
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
 CREATE TABLE IF NOT EXISTS lexicon (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stories (article_id TEXT PRIMARY KEY, story TEXT NOT NULL, signature BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS stories_story ON stories(story);
 """
 TOKENIZE = "porter unicode61"
 # Contentless: the index holds the terms, not another copy of the text (a passage's text is
@@ -75,6 +77,18 @@ class StoredPassage:
     url: str | None
     path: str
     sentences: tuple[tuple[int, int], ...] = ()  # (start, end) within text
+    story: str | None = None  # articles that are copies of one wire story share it (embeddings/stories.py)
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """An article as a citation names it."""
+
+    id: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -123,7 +137,7 @@ class Filters:
 
 
 _PASSAGE_COLUMNS = (f"p.id, p.article_id, p.ordinal, p.start, p.end, {_TEXT}, "
-                    "a.title, a.date, a.source, a.url, a.path, p.sentences")
+                    "a.title, a.date, a.source, a.url, a.path, p.sentences, s.story")
 
 
 class Terms:
@@ -271,10 +285,37 @@ class Store:
         for chunk in _chunks(list(ids), 500):
             rows = self.conn.execute(
                 f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN articles a ON a.id = p.article_id "
-                f"WHERE p.id IN ({','.join('?' * len(chunk))})", chunk)
+                f"LEFT JOIN stories s ON s.article_id = a.id WHERE p.id IN ({','.join('?' * len(chunk))})", chunk)
             for r in rows:
-                found[r[0]] = StoredPassage(*r[:11], sentences=_spans(r[11], self.dimension))
+                found[r[0]] = StoredPassage(*r[:11], sentences=_spans(r[11], self.dimension), story=r[12])
         return found
+
+    def story_rows(self) -> list[tuple[str, str, bytes]]:
+        """``(article id, story id, packed signature)`` of every grouped article."""
+        return self.conn.execute("SELECT article_id, story, signature FROM stories").fetchall()
+
+    def articles_without_story(self) -> list[tuple[str, str]]:
+        """``(id, body)`` of articles indexed before stories were grouped."""
+        return self.conn.execute("SELECT id, body FROM articles WHERE id NOT IN (SELECT article_id FROM stories)"
+                                 ).fetchall()
+
+    def set_stories(self, rows: dict[str, tuple[str, bytes]]) -> None:
+        """Record the story of articles already stored (one transaction)."""
+        with self._transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO stories VALUES (?, ?, ?)",
+                                  [(aid, story, sig) for aid, (story, sig) in rows.items()])
+
+    def story_members(self, stories: list[str]) -> dict[str, list[ArticleRef]]:
+        """Every article of each story, oldest first."""
+        members: dict[str, list[ArticleRef]] = {}
+        for chunk in _chunks(sorted(set(stories)), 500):
+            rows = self.conn.execute(
+                "SELECT s.story, a.id, a.title, a.date, a.source, a.url FROM stories s JOIN articles a "
+                f"ON a.id = s.article_id WHERE s.story IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY coalesce(a.date, ''), a.id", chunk)
+            for story, *ref in rows:
+                members.setdefault(story, []).append(ArticleRef(*ref))
+        return members
 
     def sentences(self, ids: list[int]) -> dict[int, tuple[tuple[tuple[int, int], ...], np.ndarray]]:
         """Per passage: its sentences' spans (within its text) and their vectors (float32 rows)."""
@@ -393,7 +434,8 @@ class Store:
     # -- writing ----------------------------------------------------------------
 
     def apply(self, remove: list[str], add: list[tuple[Article, list[Passage], np.ndarray, list[np.ndarray]]],
-              build: dict, roots: list[str]) -> tuple[list[int], list[int]]:
+              build: dict, roots: list[str], stories: dict[str, tuple[str, bytes]] | None = None
+              ) -> tuple[list[int], list[int]]:
         """Remove and add articles in one transaction.
 
         Args:
@@ -402,6 +444,7 @@ class Store:
                 passage, its sentence vectors; a changed article must also be listed in ``remove``.
             build: the model/chunker description this store's vectors were made with.
             roots: the files and folders indexed so far (used by ``qa index --rebuild``).
+            stories: story id and packed signature of added articles (``embeddings/stories.py``).
 
         Returns:
             ``(removed passage ids, added passage ids)``, the latter in the order of ``add``.
@@ -423,6 +466,9 @@ class Store:
                 for idc in _chunks(ids, 500):
                     self.conn.execute(f"DELETE FROM passages WHERE id IN ({','.join('?' * len(idc))})", idc)
                 self.conn.execute(f"DELETE FROM articles WHERE id IN ({marks})", chunk)
+                self.conn.execute(f"DELETE FROM stories WHERE article_id IN ({marks})", chunk)
+            self.conn.executemany("INSERT OR REPLACE INTO stories VALUES (?, ?, ?)",
+                                  [(aid, story, sig) for aid, (story, sig) in (stories or {}).items()])
             for article, passages, vectors, sentence_vectors in add:
                 self.conn.execute(
                     "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -480,6 +526,9 @@ class Store:
                 self.conn.execute("DELETE FROM lexicon")
                 self.conn.execute("INSERT INTO lexicon SELECT * FROM staging.lexicon")
                 self._count_terms([(t, x) for _, t, x in kept_rows], +1)
+                self.conn.execute(f"DELETE FROM stories WHERE article_id NOT IN ({','.join('?' * len(kept))})",
+                                  sorted(kept))
+                self.conn.execute("INSERT OR REPLACE INTO stories SELECT * FROM staging.stories")
                 self.conn.execute("INSERT INTO articles SELECT * FROM staging.articles")
                 self.conn.execute(
                     "INSERT INTO passages (id, article_id, ordinal, start, end, vector, sentences) "

@@ -44,6 +44,14 @@ class Source:
         return parts
 
     @property
+    def also_line(self) -> str:
+        """``also published by: AP (https://…), Reuters (2018-05-03)``, or "" for a story
+        only one outlet carried."""
+        names = [" ".join(x for x in (m.source or m.title, f"({m.url or m.date})" if (m.url or m.date) else "") if x)
+                 for m in self.hit.also]
+        return f"also published by: {', '.join(names)}" if names else ""
+
+    @property
     def label(self) -> str:
         """``Title (2018-05-02)`` as shown next to the citation number."""
         p = self.hit.passage
@@ -82,6 +90,9 @@ class Answer:
                                for a, b in s.highlights],
                 "scores": {"final": s.hit.score, "dense": s.hit.dense, "lexical": s.hit.lexical,
                            "sentence": s.hit.relevance},
+                "story": s.hit.passage.story,
+                "also_published_by": [{"title": m.title, "date": m.date, "source": m.source, "url": m.url,
+                                       "article_id": m.id} for m in s.hit.also],
             } for s in self.sources],
         }
 

@@ -432,6 +432,8 @@ def format_answer(answer, width: int = 80, color: bool = False) -> str:
         if p.url or p.source:
             out.append(textwrap.fill(" · ".join(x for x in (p.source, p.url) if x), width,
                                      initial_indent="    ", subsequent_indent="    "))
+        if s.also_line:
+            out.append(textwrap.fill(s.also_line, width, initial_indent="    ", subsequent_indent="    "))
         body = " ".join("".join(on + t + off if marked else t for t, marked in s.segments()).split())
         out.extend(_wrap_ansi(body, width) if color else
                    textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))

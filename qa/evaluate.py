@@ -231,6 +231,7 @@ def save_report(report: dict, out: Path) -> Path:
 
 
 def _settings_dict(settings: Settings) -> dict:
-    d = {k: v for k, v in settings.__dict__.items() if k not in ("index", "uploads_dir")}
+    serving = ("index", "uploads_dir", "web_dir", "upload_budget_mb", "web_rebuild")  # not retrieval settings
+    d = {k: v for k, v in settings.__dict__.items() if k not in serving}
     d["chunker"] = settings.index.chunker()
     return d

@@ -26,7 +26,7 @@ import numpy as np
 
 from embeddings.encoder import Encoder
 from embeddings.reader import LoadedIndex
-from embeddings.store import Filters, StoredPassage
+from embeddings.store import ArticleRef, Filters, StoredPassage
 from qa import fusion
 from qa.settings import Settings
 
@@ -56,6 +56,8 @@ class Hit:
         sentence_cosines: each sentence's cosine alone.
         sentence_coverage: each sentence's share of the question's words (IDF-weighted;
             zeros when ``sentence_lexical`` is 0).
+        also: the other articles of the same story (near-identical copies published by
+            other outlets, ``embeddings/stories.py``), oldest first.
     """
 
     passage: StoredPassage
@@ -65,6 +67,7 @@ class Hit:
     sentences: tuple[float, ...] = ()
     sentence_cosines: tuple[float, ...] = ()
     sentence_coverage: tuple[float, ...] = ()
+    also: tuple[ArticleRef, ...] = ()  # the other copies of its wire story (other outlets)
 
     @property
     def best_sentence(self) -> int | None:
@@ -191,27 +194,32 @@ class Retriever:
         top = [int(found.ids[i]) for i in order]
         more = {pid: passages[pid] for pid in top if pid not in evidence}
         evidence.update(self.sentence_evidence(qvec, more, terms))
+        members = self.index.store.story_members([passages[p].story for p in top if passages[p].story])
         hits = []
         for i in order:
             pid = int(found.ids[i])
-            e = evidence[pid]
-            hits.append(Hit(passages[pid], float(scores[i]), float(found.dense[i]), float(found.lexical[i]),
+            e, p = evidence[pid], passages[pid]
+            also = tuple(m for m in members.get(p.story, ()) if m.id != p.article_id)
+            hits.append(Hit(p, float(scores[i]), float(found.dense[i]), float(found.lexical[i]),
                             tuple(float(x) for x in fusion.sentence_scores(e.cosines, e.coverage, weights)),
-                            tuple(float(x) for x in e.cosines), tuple(float(x) for x in e.coverage)))
+                            tuple(float(x) for x in e.cosines), tuple(float(x) for x in e.coverage), also))
         return hits
 
     def _distinct(self, order: np.ndarray, ids: np.ndarray, passages: dict[int, StoredPassage],
                   k: int) -> list[int]:
-        """The first ``k`` positions of ``order`` whose passage text was not shown already (the
-        same article saved under two names, or one wire story in two papers, is cited once).
-        Reads into ``passages`` the ones it looks at."""
-        chosen, seen, at = [], set(), 0
+        """The first ``k`` positions of ``order`` that show something new: a story is cited
+        from one article only (its other copies, the same wire report in other papers, are
+        listed with it as ``Hit.also``), and a passage text already shown is skipped (the same
+        article saved under two names). Reads into ``passages`` the ones it looks at."""
+        chosen, seen, cited_from, at = [], set(), {}, 0
         while len(chosen) < k and at < len(order):
             batch = [int(ids[i]) for i in order[at:at + k + 5]]
             passages.update(self.index.store.passages([pid for pid in batch if pid not in passages]))
             for i in order[at:at + k + 5]:
-                text = " ".join(passages[int(ids[i])].text.split())
-                if text not in seen:
+                p = passages[int(ids[i])]
+                text = " ".join(p.text.split())
+                story = p.story or p.article_id
+                if text not in seen and cited_from.setdefault(story, p.article_id) == p.article_id:
                     seen.add(text)
                     chosen.append(i)
                     if len(chosen) == k:
