@@ -64,6 +64,13 @@ def as_text(text: str) -> str:
 def render_answer(answer: Answer) -> list[dict]:
     """The reply as chat messages: the one-line answer, then one collapsible message per source."""
     head = as_text(answer.text)
+    if answer.notes and answer.notes[0] != answer.text:
+        head = "<br>".join(f"<small>{as_text(n)}</small>" for n in answer.notes) + "\n\n" + head
+    if answer.window:
+        chip = (f"<span class='date-chip'>📅 searching {as_text(answer.window.label)}</span> "
+                f"<small>from “{as_text(answer.window.phrase)}”: set From/To date beside the chat to search "
+                f"other dates</small>")
+        head = chip + "\n\n" + head
     if answer.searched != answer.question:
         head += f"\n\n<small>Searched: <i>{as_text(answer.searched)}</i></small>"
     if not answer.covered and answer.sources:
@@ -144,6 +151,29 @@ def make_chat(live: LiveIndex):
         return render_answer(answer)
 
     return chat
+
+
+def make_ask_json(live: LiveIndex):
+    """The ``/ask_json`` endpoint: the answer as ``qa ask --json`` prints it (sources with
+    their story's other outlets, the date window searched, notes), less the server's file
+    paths."""
+    from qa.pipeline import ask
+
+    def ask_json(question: str, k: float = 5, since: str = "", until: str = "",
+                 sources: list[str] | None = None) -> dict:
+        if not question or not question.strip():
+            return {"error": "the question is empty"}
+        try:
+            filters = parse_filters(since, until, sources)
+        except ValueError as e:
+            return {"error": str(e)}
+        with live.using() as retriever:
+            data = ask(retriever, question, k=int(k), filters=filters).to_dict()
+        for source in data["sources"]:
+            del source["path"]  # where the file is on the server: not the client's business
+        return data
+
+    return ask_json
 
 
 def article_rows(live: LiveIndex, title_query: str = "") -> list[list]:
@@ -266,6 +296,7 @@ def build_ui(live: LiveIndex):
         add_page_button.click(add_page, [web_url, search], outputs, api_name="add_page")
         refresh_button.click(refresh_feeds, [search], outputs, api_name="refresh_feeds")
         demo.load(refresh, [search], [status, table, sources, feeds_table], api_name="status")
+        gr.api(make_ask_json(live), api_name="ask_json")
     return demo
 
 

@@ -290,6 +290,11 @@ class Store:
                 found[r[0]] = StoredPassage(*r[:11], sentences=_spans(r[11], self.dimension), story=r[12])
         return found
 
+    def newest_date(self, filters: Filters = Filters()) -> str | None:
+        """The date of the newest dated article passing ``filters`` (None if none is dated)."""
+        where, params = filters.sql()
+        return self.conn.execute(f"SELECT max(a.date) FROM articles a WHERE {where}", params).fetchone()[0]
+
     def story_rows(self) -> list[tuple[str, str, bytes]]:
         """``(article id, story id, packed signature)`` of every grouped article."""
         return self.conn.execute("SELECT article_id, story, signature FROM stories").fetchall()

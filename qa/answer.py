@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qa.dates import DateWindow
 from qa.retrieve import Hit
 from qa.settings import Settings
 
@@ -67,6 +68,8 @@ class Answer:
     covered: bool
     text: str                     # the one-line answer, or NOT_COVERED
     sources: tuple[Source, ...] = field(default_factory=tuple)
+    window: DateWindow | None = None  # the dates searched, when the question named some
+    notes: tuple[str, ...] = ()       # what the reader should know about the dates searched
 
     def to_dict(self) -> dict:
         return {
@@ -74,6 +77,8 @@ class Answer:
             "searched": self.searched,
             "covered": self.covered,
             "answer": self.text,
+            "date_window": self.window.to_dict() if self.window else None,
+            "notes": list(self.notes),
             "sources": [{
                 "number": s.number,
                 "title": s.hit.passage.title,

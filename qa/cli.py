@@ -421,6 +421,12 @@ def format_answer(answer, width: int = 80, color: bool = False) -> str:
     out = []
     if answer.searched != answer.question:
         out.append(textwrap.fill(f"(searched: {answer.searched})", width))
+    if answer.window:
+        out.append(textwrap.fill(f"[searching {answer.window.label}: “{answer.window.phrase}”; --since/--until "
+                                 f"search other dates]", width))
+    for note in answer.notes:
+        if note != answer.text:
+            out.append(textwrap.fill(note, width))
     out.append(textwrap.fill(answer.text, width))
     if answer.sources:
         out.append("")

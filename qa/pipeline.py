@@ -7,15 +7,18 @@ is what users get.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from embeddings.store import Filters
 from qa.answer import Answer, build_answer
 from qa.conversation import contextualize
+from qa.dates import DateWindow, counted_back, find_window, wants_latest
 from qa.retrieve import Retriever
 
 
 def ask(retriever: Retriever, question: str, previous_queries: list[str] | None = None,
-        k: int | None = None, filters: Filters = Filters(), as_of: str | None = None) -> Answer:
+        k: int | None = None, filters: Filters = Filters(), as_of: str | None = None,
+        read_dates: bool = True) -> Answer:
     """The cited answer to ``question``.
 
     Args:
@@ -24,13 +27,52 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         previous_queries: the queries searched earlier in this conversation, oldest first;
             a follow-up that leans on them is rewritten (``Answer.searched`` shows how).
         k: passages to show (default ``settings.k``).
-        filters: date range and sources.
+        filters: date range and sources. A date range given here wins over dates in the
+            question.
         as_of: the day asked (YYYY-MM-DD; default today): articles published near it are
-            preferred among about equally relevant ones.
+            preferred among about equally relevant ones, and dates in the question ("last
+            week") are counted from it.
+        read_dates: turn dates in the question into the date range searched (``qa.dates``):
+            when nothing indexed falls in a relative window, the same window counted back
+            from the newest article is searched instead, and the answer says so; "latest"
+            prefers the newest articles.
     """
     if not question or not question.strip():
         raise ValueError("the question is empty")
     searched = contextualize(question, list(previous_queries or []))
     as_of = as_of or dt.date.today().isoformat()
-    hits = retriever.search(searched, k=k, filters=filters, focus=question, as_of=as_of)
-    return build_answer(question, searched, hits, retriever.settings)
+    window = None
+    if read_dates and not (filters.since or filters.until):
+        window = find_window(question, dt.date.fromisoformat(as_of))
+    if window is None:
+        latest = read_dates and wants_latest(question)
+        newest = retriever.index.store.newest_date(filters) if latest else None
+        hits = retriever.search(searched, k=k, filters=filters, focus=question, as_of=newest or as_of)
+        answer = build_answer(question, searched, hits, retriever.settings)
+        cited = max((s.hit.passage.date for s in answer.sources if s.hit.passage.date), default=None)
+        stale = dt.date.fromisoformat(as_of) - dt.timedelta(days=retriever.settings.recency_days)
+        if latest and cited and cited < stale.isoformat():
+            answer = replace(answer, notes=(f"The newest source cited is from {cited}; nothing more recent "
+                                            f"on this was found.",))
+        return answer
+    hits = _search_in(retriever, searched, question, k, filters, window, as_of)
+    notes = []
+    if not hits:
+        newest = retriever.index.store.newest_date(filters)
+        moved = counted_back(window, dt.date.fromisoformat(newest)) if newest else None
+        if moved is None:
+            text = f"Nothing indexed falls in {window.label} (“{window.phrase}”)" + (
+                f"; the newest article is from {newest}." if newest else ".")
+            return Answer(question, searched, False, text, (), window, (text,))
+        hits = _search_in(retriever, searched, question, k, filters, moved, as_of)
+        notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”). The newest article is from "
+                     f"{newest}, so this searched the same window counted back from it: {moved.label}.")
+        window = moved
+    answer = build_answer(question, searched, hits, retriever.settings)
+    return replace(answer, window=window, notes=tuple(notes))
+
+
+def _search_in(retriever: Retriever, searched: str, question: str, k: int | None, filters: Filters,
+               window: DateWindow, as_of: str):
+    dated = replace(filters, since=window.since, until=window.until)
+    return retriever.search(searched, k=k, filters=dated, focus=question, as_of=as_of)

@@ -165,3 +165,36 @@ def test_a_served_app_under_terminal_updates_keeps_its_log_and_handles_bounded(t
             fds = Path(f"/proc/{url.pid}/fd")
             handles.append(sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith(store)))
         assert len(set(handles)) == 1, handles  # retired snapshots are closed, not collected
+
+
+def test_ask_json_and_ask_carry_the_story_grouping_and_the_date_window(tmp_path):
+    import shutil
+
+    from gradio_client import Client
+
+    from tests.conftest import SEED
+    from tests.test_stories import DISTINCT, copies
+
+    folder = tmp_path / "news"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "seed.txt")
+    for name in ("redated", "edited"):
+        (folder / f"{name}.txt").write_text(copies()[name], encoding="utf-8")
+    (folder / "profile.txt").write_text(DISTINCT["profile"], encoding="utf-8")
+    with served_app(tmp_path, articles=[folder]) as url:
+        client = Client(url, verbose=False, ssl_verify=False)
+        data = client.predict("Who heads the Deir el-Zour Military Council? What happened last week?", 5, "", "",
+                              [], api_name="/ask_json")
+        assert data["date_window"]["phrase"] == "last week" and data["date_window"]["shifted_from"]
+        assert data["date_window"]["until"] == "2018-05-07"  # counted back from the newest article
+        wire = [s for s in data["sources"] if s["also_published_by"]]
+        assert wire and {m["source"] for m in wire[0]["also_published_by"]} | {wire[0]["source"]} == {
+            None, "Daily B", "Herald E"}
+        cited_from = {}
+        for s in data["sources"]:
+            cited_from.setdefault(s["story"], set()).add(s["article_id"])
+        assert all(len(articles) == 1 for articles in cited_from.values())  # each story from one copy
+        reply = ask(client, "Who heads the Deir el-Zour Military Council? What happened last week?")
+        assert "📅 searching 2018-05-01 – 2018-05-07" in reply[0]["content"]
+        lines = [m["content"].split("also published by: ")[1] for m in reply[1:] if "also published by: " in m["content"]]
+        assert lines and ("Daily B" in lines[0] or "Herald E" in lines[0])  # the other copies, by outlet

@@ -1,0 +1,75 @@
+"""ask(): dates in the question become the window searched; the answer says what it did."""
+
+from __future__ import annotations
+
+import pytest
+
+from embeddings.indexer import update_index
+from embeddings.reader import open_index
+from embeddings.store import Filters
+from qa.pipeline import ask
+from qa.retrieve import Retriever
+from qa.settings import Settings
+
+HARBOUR = "title: {title}\ndate: {date}\nsource: Harbour Times\n\nThe harbour board met about the ferry timetable. {extra}\n"
+EXTRA = ["Members chose a winter timetable after hearing from crews, pilots and island councillors.",
+         "A summer timetable was agreed with two extra sailings on Saturdays and a new Sunday service.",
+         "Passengers will get a late crossing from June, the chair said, once the new crew is trained."]
+
+
+@pytest.fixture
+def retriever(tmp_path, index_settings, fake_encoder):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for n, (date, extra) in enumerate(zip(["2018-03-05", "2018-04-30", "2018-05-02"], EXTRA)):
+        (folder / f"a{n}.txt").write_text(HARBOUR.format(title=f"Timetable {date}", date=date, extra=extra),
+                                          encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    yield Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    index.close()
+
+
+def dates(answer):
+    return sorted(s.hit.passage.date for s in answer.sources)
+
+
+def test_a_named_window_is_searched_and_shown(retriever):
+    answer = ask(retriever, "What did the harbour board decide in March 2018?", as_of="2026-11-25")
+    assert dates(answer) == ["2018-03-05"]
+    assert (answer.window.since, answer.window.until, answer.window.phrase) == ("2018-03-01", "2018-03-31",
+                                                                               "in March 2018")
+    assert answer.to_dict()["date_window"] == {"since": "2018-03-01", "until": "2018-03-31",
+                                               "phrase": "in March 2018", "shifted_from": None}
+
+
+def test_an_empty_relative_window_is_counted_back_from_the_newest_article(retriever):
+    answer = ask(retriever, "What did the harbour board decide last week?", as_of="2026-11-25")
+    assert dates(answer) == ["2018-04-30", "2018-05-02"]  # the week up to the newest article
+    assert answer.window.label == "2018-04-26 – 2018-05-02"
+    assert answer.window.shifted_from == "2026-11-16 – 2026-11-22"
+    assert answer.notes == ("Nothing indexed falls in 2026-11-16 – 2026-11-22 (“last week”). The newest article "
+                            "is from 2018-05-02, so this searched the same window counted back from it: "
+                            "2018-04-26 – 2018-05-02.",)
+
+
+def test_an_empty_named_window_says_so_and_cites_nothing(retriever):
+    answer = ask(retriever, "What did the harbour board decide in March 2025?", as_of="2026-11-25")
+    assert not answer.covered and answer.sources == ()
+    assert answer.text == ("Nothing indexed falls in 2025-03-01 – 2025-03-31 (“in March 2025”); the newest article "
+                           "is from 2018-05-02.")
+
+
+def test_dates_set_by_the_user_win_over_dates_in_the_question(retriever):
+    answer = ask(retriever, "What did the harbour board decide in March 2018?", as_of="2026-11-25",
+                 filters=Filters(since="2018-04-01"))
+    assert answer.window is None and "2018-03-05" not in dates(answer)
+
+
+def test_latest_prefers_the_newest_and_says_when_it_is_old(retriever):
+    plain = ask(retriever, "What did the harbour board decide about the timetable?", as_of="2018-03-06")
+    latest = ask(retriever, "What did the harbour board decide about the timetable latest?", as_of="2018-03-06")
+    assert plain.sources[0].hit.passage.date == "2018-03-05"  # near the day asked
+    assert latest.sources[0].hit.passage.date == "2018-05-02"  # the newest, among equally relevant ones
+    old = ask(retriever, "What is the latest on the timetable?", as_of="2026-11-25")
+    assert old.notes == ("The newest source cited is from 2018-05-02; nothing more recent on this was found.",)
