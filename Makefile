@@ -36,7 +36,8 @@ browser:
 
 # The README's picture, taken by the browser test's own code.
 screenshot: install browser
-	QA_SCREENSHOT=docs/screenshot.png $(PY) -m pytest -q tests/test_browser.py -k screenshot
+	QA_SCREENSHOT=docs/screenshot.png QA_STORY_SCREENSHOT=docs/stories-and-dates.png \
+		$(PY) -m pytest -q tests/test_browser.py -k "screenshot or date_chip"
 
 # Builds the index from seeds/ when it is missing, changed, or made with another model/chunker.
 index: install

@@ -23,6 +23,10 @@ from qa.settings import Settings
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
 UPLOAD_LIMIT = f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
 ARTICLE_COLUMNS = ["Title", "Date", "Source", "Passages"]
+CSS = """
+.date-chip { display: inline-block; padding: 1px 10px; border-radius: 999px; border: 1px solid #9db3d8;
+             background: #eef3fb; font-size: 0.9em; }
+"""
 FEED_COLUMNS = ["Feed", "Title", "Last fetched", "Entries", "Last problem"]
 
 
@@ -67,7 +71,7 @@ def render_answer(answer: Answer) -> list[dict]:
     if answer.notes and answer.notes[0] != answer.text:
         head = "<br>".join(f"<small>{as_text(n)}</small>" for n in answer.notes) + "\n\n" + head
     if answer.window:
-        chip = (f"<span class='date-chip'>📅 searching {as_text(answer.window.label)}</span> "
+        chip = (f"<span class='date-chip'>searching {as_text(answer.window.label)}</span> "
                 f"<small>from “{as_text(answer.window.phrase)}”: set From/To date beside the chat to search "
                 f"other dates</small>")
         head = chip + "\n\n" + head
@@ -83,12 +87,16 @@ def render_answer(answer: Answer) -> list[dict]:
         where = " · ".join(as_text(x) for x in (p.source, p.url) if x)
         content = body + (f"<br><small>{where}</small>" if where else "")
         if s.hit.also:
-            names = ", ".join(as_text(m.source or m.title) + (f" ({as_text(m.url)})" if m.url else "")
+            names = ", ".join(as_text(m.source or _short(m.title)) + (f" ({as_text(m.url)})" if m.url else "")
                               for m in s.hit.also)
             content += f"<br><small>also published by: {names}</small>"
         messages.append({"role": "assistant", "content": content,
                          "metadata": {"title": f"[{s.number}] {as_text(s.label)}", "status": "done"}})
     return messages
+
+
+def _short(title: str, limit: int = 60) -> str:
+    return title if len(title) <= limit else title[:limit - 1].rstrip() + "…"
 
 
 def status_line(status: Status) -> str:
@@ -251,7 +259,7 @@ def build_ui(live: LiveIndex):
             return (as_text(str(e)), *refresh(title_query))
         return ("**Rebuilt.** " + report_markdown(report), *refresh(title_query))
 
-    with gr.Blocks(title="News QA") as demo:
+    with gr.Blocks(title="News QA", css=CSS) as demo:
         gr.Markdown("## Ask the articles")
         status = gr.Markdown(status_line(live.status()), elem_id="status-line")
         with gr.Tab("Chat"):

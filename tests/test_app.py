@@ -195,6 +195,6 @@ def test_ask_json_and_ask_carry_the_story_grouping_and_the_date_window(tmp_path)
             cited_from.setdefault(s["story"], set()).add(s["article_id"])
         assert all(len(articles) == 1 for articles in cited_from.values())  # each story from one copy
         reply = ask(client, "Who heads the Deir el-Zour Military Council? What happened last week?")
-        assert "📅 searching 2018-05-01 – 2018-05-07" in reply[0]["content"]
+        assert "searching 2018-05-01 – 2018-05-07</span>" in reply[0]["content"]
         lines = [m["content"].split("also published by: ")[1] for m in reply[1:] if "also published by: " in m["content"]]
         assert lines and ("Daily B" in lines[0] or "Herald E" in lines[0])  # the other copies, by outlet

@@ -197,3 +197,43 @@ def test_a_feed_added_in_the_articles_tab_is_fetched_indexed_and_answered(browse
                                           "pier repairs", "Pier repairs approved")
         assert "[1] Pier repairs approved (2025-03-04)" in text
         assert f"{site.base}/pier.html" in text
+
+
+def test_an_answer_shows_its_date_chip_and_the_other_outlets_of_a_story(browser, tmp_path):
+    from tests.conftest import SEED
+    from tests.test_stories import DISTINCT, copies
+
+    folder = tmp_path / "news"
+    folder.mkdir()
+    shutil.copy(SEED, folder / "seed.txt")
+    for name in ("redated", "edited"):
+        (folder / f"{name}.txt").write_text(copies()[name], encoding="utf-8")
+    for name in ("profile", "analysis"):
+        (folder / f"{name}.txt").write_text(DISTINCT[name], encoding="utf-8")
+    wire_titles = ("A U.S.-backed", "Final stage of battle against IS begins", "Offensive to oust IS")
+    with served_app(tmp_path, articles=[folder]) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        passages = page.locator("input[type=number]").first
+        passages.fill("3")
+        passages.press("Enter")
+        ask(page, "What did the Deir el-Zour Military Council say last week?")
+        chat = page.locator("#chat")
+        chip = chat.locator(".date-chip").first
+        chip.wait_for(timeout=60_000)
+        expect(chip).to_contain_text("searching 2018-05-01 – 2018-05-07")
+        expect(chat).to_contain_text("counted back from it: 2018-05-01 – 2018-05-07")
+        groups = chat.locator(".thought-group").all()
+        assert len(groups) == 3
+        wire = [g for g in groups if any(t in g.locator(".title").inner_text() for t in wire_titles)]
+        assert len(wire) == 1  # the story is cited from one of its three copies
+        wire[0].locator(".title").click()
+        expect(wire[0]).to_contain_text("also published by:")
+        also = wire[0].inner_text().split("also published by:")[1]
+        assert "Daily B" in also or "Herald E" in also
+        chat.locator(".bubble-wrap").first.evaluate("e => e.scrollTop = 0")
+        page.wait_for_timeout(600)
+        shot = tmp_path / "stories.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("QA_STORY_SCREENSHOT"):
+            shutil.copy(shot, os.environ["QA_STORY_SCREENSHOT"])
