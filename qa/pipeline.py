@@ -32,10 +32,14 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         as_of: the day asked (YYYY-MM-DD; default today): articles published near it are
             preferred among about equally relevant ones, and dates in the question ("last
             week") are counted from it.
-        read_dates: turn dates in the question into the date range searched (``qa.dates``):
-            when nothing indexed falls in a relative window, the same window counted back
-            from the newest article is searched instead, and the answer says so; "latest"
-            prefers the newest articles.
+        read_dates: turn dates in the question into the date range searched (``qa.dates``).
+            When nothing indexed falls in a relative window, the same window counted back
+            from the newest article is searched instead. When the window's best passages
+            match less well than the best from any date (by more than
+            ``settings.window_margin``), the answer comes from any date: an article's date
+            is when it was published, not when what it tells happened, and a hard filter
+            lost answers on news questions ("this week" asked of a week's quiz:
+            docs/evaluation.md). The answer says what it did. "Latest" prefers the newest.
     """
     if not question or not question.strip():
         raise ValueError("the question is empty")
@@ -55,21 +59,34 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
             answer = replace(answer, notes=(f"The newest source cited is from {cited}; nothing more recent "
                                             f"on this was found.",))
         return answer
-    hits = _search_in(retriever, searched, question, k, filters, window, as_of)
+    everywhere = retriever.search(searched, k=k, filters=filters, focus=question, as_of=as_of)
+    within = _search_in(retriever, searched, question, k, filters, window, as_of)
     notes = []
-    if not hits:
+    if not within:
         newest = retriever.index.store.newest_date(filters)
-        moved = counted_back(window, dt.date.fromisoformat(newest)) if newest else None
-        if moved is None:
-            text = f"Nothing indexed falls in {window.label} (“{window.phrase}”)" + (
-                f"; the newest article is from {newest}." if newest else ".")
-            return Answer(question, searched, False, text, (), window, (text,))
-        hits = _search_in(retriever, searched, question, k, filters, moved, as_of)
+        if newest is None:
+            notes.append(f"No indexed article carries a date, so “{window.phrase}” could not narrow the search.")
+            return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
+        moved = counted_back(window, dt.date.fromisoformat(newest))
+        within = _search_in(retriever, searched, question, k, filters, moved, as_of) if moved else []
+        if not within:
+            notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”); the newest article is from "
+                         f"{newest}. These are the best matches from any date.")
+            return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
         notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”). The newest article is from "
                      f"{newest}, so this searched the same window counted back from it: {moved.label}.")
         window = moved
-    answer = build_answer(question, searched, hits, retriever.settings)
+    if _best(within) < _best(everywhere) - retriever.settings.window_margin:
+        notes.append(f"Articles from {window.label} (“{window.phrase}”) match this less well than older ones, "
+                     f"so these are the best matches from any date.")
+        return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
+    answer = build_answer(question, searched, within, retriever.settings)
     return replace(answer, window=window, notes=tuple(notes))
+
+
+def _best(hits) -> float:
+    """The evidence "not covered" reads: the best relevance among the top three."""
+    return max((h.relevance for h in hits[:3]), default=0.0)
 
 
 def _search_in(retriever: Retriever, searched: str, question: str, k: int | None, filters: Filters,

@@ -45,6 +45,9 @@ class Settings:
             them add up to this; commoner words are left out (their BM25 weight is small), so
             a question costs the same in a large archive as in a small one. None reads all.
         min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
+        window_margin: a date window named in the question ("last week") is searched alone
+            when its best passage is within this relevance of the best from any date;
+            otherwise the answer comes from any date and says so (``qa.pipeline.ask``).
         uploads_dir: where articles uploaded through the app are kept (a folder of articles
             indexed like ``seeds/``; kept apart from the index so a rebuild re-reads them).
         web_dir: where remembered feeds and the pages fetched from feeds and links are kept
@@ -74,6 +77,7 @@ class Settings:
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3
+    window_margin: float = 0.05
     uploads_dir: Path = Path("uploads")
     web_dir: Path = Path("web")
     upload_budget_mb: float | None = None

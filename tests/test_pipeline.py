@@ -53,11 +53,44 @@ def test_an_empty_relative_window_is_counted_back_from_the_newest_article(retrie
                             "2018-04-26 – 2018-05-02.",)
 
 
-def test_an_empty_named_window_says_so_and_cites_nothing(retriever):
+def test_an_empty_named_window_says_so_and_answers_from_any_date(retriever):
     answer = ask(retriever, "What did the harbour board decide in March 2025?", as_of="2026-11-25")
-    assert not answer.covered and answer.sources == ()
-    assert answer.text == ("Nothing indexed falls in 2025-03-01 – 2025-03-31 (“in March 2025”); the newest article "
-                           "is from 2018-05-02.")
+    assert answer.window is None and len(answer.sources) == 3
+    assert answer.notes == ("Nothing indexed falls in 2025-03-01 – 2025-03-31 (“in March 2025”); the newest article "
+                            "is from 2018-05-02. These are the best matches from any date.",)
+
+
+def test_a_window_that_matches_less_well_than_older_articles_is_not_imposed(tmp_path, index_settings, fake_encoder):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "ferry.txt").write_text(HARBOUR.format(title="Ferry timetable", date="2018-04-20", extra=EXTRA[0]),
+                                      encoding="utf-8")
+    (folder / "library.txt").write_text("title: Library wing opens\ndate: 2018-05-02\n\nThe city library "
+                                        "opened a new wing with a reading room for children.\n", encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    answer = ask(retriever, "What did the harbour board decide about the ferry timetable yesterday?",
+                 as_of="2018-05-03")
+    assert answer.window is None and answer.sources[0].hit.passage.title == "Ferry timetable"
+    assert answer.notes == ("Articles from 2018-05-02 – 2018-05-02 (“yesterday”) match this less well than older "
+                            "ones, so these are the best matches from any date.",)
+    index.close()
+
+
+def test_an_undated_collection_ignores_dates_in_questions_and_says_so(corpus, index_settings, fake_encoder,
+                                                                      tmp_path):
+    folder = tmp_path / "undated"
+    folder.mkdir()
+    (folder / "library.md").write_text("# City library opens new wing\n\nThe wing cost 4 million dollars.\n",
+                                       encoding="utf-8")
+    update_index([folder], index_settings, fake_encoder)
+    index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
+    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    answer = ask(retriever, "What did the library wing cost in 2018?", as_of="2026-11-25")
+    assert answer.sources and answer.notes == (
+        "No indexed article carries a date, so “in 2018” could not narrow the search.",)
+    index.close()
 
 
 def test_dates_set_by_the_user_win_over_dates_in_the_question(retriever):
