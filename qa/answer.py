@@ -48,8 +48,10 @@ class Source:
     def also_line(self) -> str:
         """``also published by: AP (https://…), Reuters (2018-05-03)``, or "" for a story
         only one outlet carried."""
-        names = [" ".join(x for x in (m.source or m.title, f"({m.url or m.date})" if (m.url or m.date) else "") if x)
-                 for m in self.hit.also]
+        names = []
+        for m in self.hit.also:
+            name = m.source or (m.title if len(m.title) <= 60 else m.title[:59].rstrip() + "…")
+            names.append(f"{name} ({m.url or m.date})" if (m.url or m.date) else name)
         return f"also published by: {', '.join(names)}" if names else ""
 
     @property

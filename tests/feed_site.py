@@ -44,12 +44,15 @@ class Site:
         self.routes: dict[str, tuple[int, str, bytes]] = {}
         self.requests: list[tuple[str, dict]] = []
         self.etags: dict[str, str] = {}
+        self.modified: dict[str, str] = {}  # Last-Modified, for servers that send no ETag
 
     def add(self, path: str, body: bytes, kind: str = "text/html; charset=utf-8", status: int = 200,
-            etag: str | None = None) -> None:
+            etag: str | None = None, modified: str | None = None) -> None:
         self.routes[path] = (status, kind, body)
         if etag:
             self.etags[path] = etag
+        if modified:
+            self.modified[path] = modified
 
 
 @pytest.fixture
@@ -70,8 +73,9 @@ def site():
                 self.send_error(404, "Not Found")
                 return
             status, kind, body = state.routes[self.path]
-            etag = state.etags.get(self.path)
-            if etag and self.headers.get("If-None-Match") == etag:
+            etag, modified = state.etags.get(self.path), state.modified.get(self.path)
+            if (etag and self.headers.get("If-None-Match") == etag) or (
+                    modified and self.headers.get("If-Modified-Since") == modified):
                 self.send_response(304)
                 self.end_headers()
                 return
@@ -80,6 +84,8 @@ def site():
             self.send_header("Content-Length", str(len(body)))
             if etag:
                 self.send_header("ETag", etag)
+            if modified:
+                self.send_header("Last-Modified", modified)
             self.end_headers()
             self.wfile.write(body)
 
@@ -102,7 +108,7 @@ def site():
               kind="application/rss+xml", etag='"rss-1"')
     state.add("/atom.xml", atom([("Pilots ask for a new launch", f"{b}/moved.html"), ("Slow", f"{b}/slow.html"),
                                  ("Report", f"{b}/report.pdf"), ("Script", "javascript:alert(1)")]),
-              kind="application/atom+xml")
+              kind="application/atom+xml", modified="Wed, 05 Mar 2025 10:00:00 GMT")
     yield state
     server.shutdown()
     server.server_close()

@@ -41,6 +41,24 @@ def test_rss_and_atom_entries_are_fetched_and_every_failure_is_named_by_url(site
     assert feeds[f"{b}/atom.xml"].entries == 1 and feeds[f"{b}/atom.xml"].error == "2 of 3 new entries failed"
 
 
+def test_a_feed_with_last_modified_is_asked_if_modified_since_and_a_failed_refresh_leaves_the_index_alone(
+        site, tmp_path, index_settings, fake_encoder):
+    web = WebFolder(tmp_path / "web")
+    b = site.base
+    with Fetcher(timeout=1.0) as fetcher:
+        web.refresh(fetcher, [web.add_feed(f"{b}/atom.xml")])
+    update_index([web.folder], index_settings, fake_encoder)
+    before = titles(index_settings)
+    site.requests.clear()
+    with Fetcher(timeout=1.0) as fetcher:
+        report = web.refresh(fetcher)
+    feed_request = [h for p, h in site.requests if p == "/atom.xml"][0]
+    assert feed_request.get("If-Modified-Since") == "Wed, 05 Mar 2025 10:00:00 GMT"
+    assert report.saved == [] and len(report.errors) == 2  # the two failed entries, tried again and reported
+    update = update_index([web.folder], index_settings, fake_encoder)
+    assert not update.changed and titles(index_settings) == before
+
+
 def test_a_refresh_asks_conditionally_and_fetches_and_encodes_only_new_entries(site, tmp_path, index_settings,
                                                                                fake_encoder):
     web = WebFolder(tmp_path / "web")
