@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(index=index, uploads_dir=Path(args.uploads_dir), web_dir=Path(args.web_dir))
     try:
         return args.run(args, settings)
+    except BrokenPipeError:  # `qa ask ... | head`: the reader has gone; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except IndexProblem as e:
         print(f"qa: {e}", file=sys.stderr)
         return 2

@@ -114,3 +114,14 @@ def test_serve_bounds_what_a_user_without_a_login_can_make_the_server_do(monkeyp
     assert main(["--index-dir", str(tmp_path), "serve", "--host", host, *flag]) == 0
     assert served["settings"].upload_budget_mb == budget
     assert served["settings"].web_rebuild is web_rebuild
+
+
+def test_ask_piped_into_a_reader_that_stops_early_ends_quietly(index_dir):
+    """`qa ask ... | head -1` printed a BrokenPipeError traceback."""
+    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
+    ask = subprocess.Popen([sys.executable, "-m", "qa.cli", "ask", "Where does IS still hold villages?", "-k", "5"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           bufsize=1)
+    ask.stdout.close()  # the reader is gone before the answer is written, as with `head -1`
+    assert ask.wait(timeout=120) == 0
+    assert "Traceback" not in ask.stderr.read()
