@@ -57,6 +57,9 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
                         f"{manifest['counts']['passages']} passages, the store holds {counts['articles']} and "
                         f"{counts['passages']}; {repair}")
     vectors_path = directory / VECTORS_FILE
+    recorded = (manifest or {}).get("vector_index", {})
+    if recorded.get("kind") == "milvus":
+        return problems + _check_milvus(recorded, manifest["model"]["dimension"], counts, ids, repair)
     try:
         vectors = load_vector_index(vectors_path) if vectors_path.exists() else None
         held = vectors.count() if vectors is not None else None
@@ -72,6 +75,26 @@ def check_index(directory: Path, thorough: bool = False) -> list[str]:
     elif held != counts["passages"]:
         problems.append(f"{vectors_path} holds {held} vectors, the store {counts['passages']} passages; {repair}")
     return problems
+
+
+def _check_milvus(recorded: dict, dimension: int, counts: dict, ids, repair: str) -> list[str]:
+    """The collection on the Milvus server the manifest names, against the store."""
+    from embeddings.milvus_index import MilvusIndex, MilvusUnavailable
+
+    where = f"the Milvus collection {recorded.get('collection')} at {recorded.get('uri')}"
+    try:
+        vectors = MilvusIndex(recorded["uri"], recorded["collection"], dimension, create=False)
+        held = vectors.count()
+        same = ids is None or held != counts["passages"] or np.array_equal(vectors.ids(), ids)
+    except (MilvusUnavailable, KeyError) as e:
+        return [f"{where} cannot be reached ({e}); start the server, then {repair} if it lost the vectors"]
+    except Exception as e:  # noqa: BLE001 - the client's own errors
+        return [f"{where} cannot be read ({type(e).__name__}: {e}); {repair}"]
+    if held != counts["passages"]:
+        return [f"{where} holds {held} vectors, the store {counts['passages']} passages; {repair}"]
+    if not same:
+        return [f"{where} holds other passage ids than the store; {repair}"]
+    return []
 
 
 def damaged_store(directory: Path, detail, advice: bool = True) -> str:

@@ -34,12 +34,12 @@ from embeddings.articles import Article, ArticleError, find_article_files, load_
 from embeddings.encoder import Encoder
 from embeddings.manifest import IndexMissing, IndexProblem, check_compatible, read_manifest, repair_command
 from embeddings.passages import Passage, split_passages, with_context
-from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, save_derived,
-                               vectors_from_store)
+from embeddings.reader import (LOCK_FILE, STORE_FILE, VECTORS_FILE, expected_build, load_vectors, save_derived,
+                               uses_milvus, vectors_from_store)
 from embeddings.settings import CONTEXT_TOKENS, IndexSettings
 from embeddings.store import Store
 from embeddings.stories import Stories
-from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index
+from embeddings.vector_index import VectorIndex, choose_kind
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def repair_index(settings: IndexSettings, encoder: Callable[[], Encoder] | None 
         damaged, problem = _store_problem(path)
         if problem is None:
             with Store(path) as store:
-                return Repair(save_derived(directory, store, vectors_from_store(store, settings.vector_index)))
+                return Repair(save_derived(directory, store, vectors_from_store(store, settings)))
         sources = [Path(p) for p in paths] or [Path(r) for r in recorded_roots(directory)]
         existing = [p for p in sources if _exists(str(p))]
         if not existing:
@@ -259,7 +259,7 @@ def _rebuild(store: Store, paths: list[Path], settings: IndexSettings, encoder: 
     report.added = [title for aid, title in after.items() if aid not in kept]
     report.removed = [title for aid, title in before.items() if aid not in after]
     report.updated, report.unchanged = [], 0
-    save_derived(directory, store, vectors_from_store(store, settings.vector_index))
+    save_derived(directory, store, vectors_from_store(store, settings))
     return report
 
 
@@ -421,7 +421,11 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
             removed_ids, added_ids = store.apply(remove, additions, build, roots, placed)
             if vectors is not None:
                 vectors.delete(removed_ids)
-                vectors.add(np.asarray(added_ids, np.int64), passage_vectors)
+                if vectors.kind == "milvus":  # date and source go with each vector, for filters
+                    meta = [(a.id, a.date, a.source) for a, passages in pending for _ in passages]
+                    vectors.add(np.asarray(added_ids, np.int64), passage_vectors, meta)
+                else:
+                    vectors.add(np.asarray(added_ids, np.int64), passage_vectors)
             report.passages_encoded += len(texts)
             first_removal, pending, size = [], [], 0
             bar.update(len(texts))
@@ -455,27 +459,29 @@ def _apply(store: Store, plan: _Plan, settings: IndexSettings, encoder: Encoder,
 
 
 def _current_vectors(store: Store, directory: Path, settings: IndexSettings) -> VectorIndex | None:
-    """The vector file as of the store's current state, or None when it must be rebuilt."""
-    path = directory / VECTORS_FILE
-    if store.get_meta("build") is None or not path.exists():
+    """The vector index as of the store's current state, or None when it must be rebuilt."""
+    if store.get_meta("build") is None:
+        return None
+    milvus = uses_milvus(settings)
+    if not milvus and not (directory / VECTORS_FILE).exists():
         return None
     try:
         manifest = read_manifest(directory)
         if manifest.get("generation") != store.generation:
             return None
-        vectors = load_vector_index(path)
+        vectors = load_vectors(settings, store.dimension)
     except (IndexProblem, ValueError):
         return None
-    if vectors.count() != store.counts()["passages"]:
+    if vectors is None or vectors.count() != store.counts()["passages"]:
         return None
     return vectors
 
 
 def _finish(store: Store, directory: Path, settings: IndexSettings, vectors: VectorIndex | None) -> None:
-    """Write the vector file and the manifest unless they already describe the store."""
-    kind = choose_kind(settings.vector_index, store.counts()["passages"])
+    """Write the vector index and the manifest unless they already describe the store."""
+    kind = "milvus" if uses_milvus(settings) else choose_kind(settings.vector_index, store.counts()["passages"])
     if vectors is None or vectors.kind != kind:
-        vectors = vectors_from_store(store, settings.vector_index)
+        vectors = vectors_from_store(store, settings)
     elif _up_to_date(directory, store):
         return
     save_derived(directory, store, vectors)

@@ -22,7 +22,7 @@ import numpy as np
 
 from embeddings.manifest import (MANIFEST, IndexMismatch, IndexMissing, IndexProblem, ManifestDamaged,
                                  build_block, check_compatible, make_manifest, read_manifest, rebuild_command,
-                                 write_manifest)
+                                 repair_command, write_manifest)
 from embeddings.settings import IndexSettings
 from embeddings.store import Store
 from embeddings.vector_index import VectorIndex, choose_kind, load_vector_index, make_vector_index
@@ -77,11 +77,45 @@ def expected_build(settings: IndexSettings, identity: dict, dimension: int) -> d
     return build_block(identity, dimension, settings.chunker(), settings.sentence_vectors)
 
 
-def vectors_from_store(store: Store, setting: str) -> VectorIndex:
-    """A vector index of the kind ``setting`` asks for, built from the stored vectors
-    (no encoding). The IVF quantiser trains on the vectors themselves."""
+def uses_milvus(settings: IndexSettings) -> bool:
+    """Whether the index's vectors live on Milvus: as set, or (``auto``) as recorded."""
+    if settings.vector_store != "auto":
+        return settings.vector_store == "milvus"
+    try:
+        return read_manifest(Path(settings.index_dir)).get("vector_index", {}).get("kind") == "milvus"
+    except IndexProblem:
+        return False
+
+
+def milvus_target(settings: IndexSettings) -> tuple[str, str]:
+    """The Milvus server and collection of the index under ``settings``: the ones set, else
+    the ones recorded in its manifest, else the defaults."""
+    from embeddings.milvus_index import collection_name
+
+    try:
+        recorded = read_manifest(Path(settings.index_dir)).get("vector_index", {})
+    except IndexProblem:
+        recorded = {}
+    recorded = recorded if recorded.get("kind") == "milvus" else {}
+    uri = settings.milvus_uri if settings.vector_store == "milvus" else recorded.get("uri", settings.milvus_uri)
+    collection = settings.milvus_collection or recorded.get("collection") or collection_name(settings.index_dir)
+    return uri, collection
+
+
+def vectors_from_store(store: Store, settings: IndexSettings) -> VectorIndex:
+    """A vector index of the kind ``settings`` ask for, built from the stored vectors (no
+    encoding). The IVF quantiser trains on the vectors themselves; a Milvus collection is
+    emptied and filled again."""
     count = store.counts()["passages"]
-    kind = choose_kind(setting, count)
+    if uses_milvus(settings):
+        from embeddings.milvus_index import MilvusIndex
+
+        index = MilvusIndex.fresh(*milvus_target(settings), store.dimension)
+        for ids, vectors, meta in store.iter_vectors(with_meta=True):
+            index.add(ids, vectors, meta)
+        index.save()
+        return index
+    kind = choose_kind(settings.vector_index, count)
     if kind == "flat":
         index = make_vector_index("flat", store.dimension)
         for ids, vectors in store.iter_vectors():
@@ -91,8 +125,20 @@ def vectors_from_store(store: Store, setting: str) -> VectorIndex:
     return make_vector_index(kind, store.dimension, ids, vectors)
 
 
+def load_vectors(settings: IndexSettings, dimension: int) -> VectorIndex | None:
+    """The index's vectors as they are now (None when there are none to load: a missing or
+    unreadable vector file)."""
+    if uses_milvus(settings):
+        from embeddings.milvus_index import MilvusIndex
+
+        return MilvusIndex(*milvus_target(settings), dimension)
+    return _load_vectors(Path(settings.index_dir) / VECTORS_FILE)
+
+
 def vector_index_info(index: VectorIndex) -> dict:
     """What the manifest records about the vector index."""
+    if index.kind == "milvus":
+        return index.info()
     info = {"kind": index.kind, "count": index.count()}
     if index.kind == "ivf":
         info.update(nlist=index.nlist, nprobe=index.nprobe)
@@ -151,12 +197,18 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
         if stored_build is None:
             raise IndexMismatch(f"{store_path} is empty: build the index with {rebuild_command(directory)}")
         check_compatible(directory, stored_build, expected)
-        vectors = _load_vectors(directory / VECTORS_FILE)
+        vectors = load_vectors(settings, store.dimension)
         stale = vectors is None or not np.array_equal(vectors.ids(), store.all_passage_ids())
+        if stale and vectors is not None and vectors.kind == "milvus" and not _quiet(directory, store):
+            # A shared collection is refilled only while no update runs and this snapshot is
+            # the latest; meanwhile the retriever ignores ids the snapshot does not hold.
+            logger.warning("the Milvus collection %s does not match the store; searching it as it is "
+                           "(an update is running, or run %s)", vectors.collection, repair_command(directory))
+            stale = False
         if stale:
             logger.info("%s does not match the store; rebuilding it from the stored vectors",
                         directory / VECTORS_FILE)
-            vectors = vectors_from_store(store, settings.vector_index)
+            vectors = vectors_from_store(store, settings)
         if stale or manifest is None or manifest.get("generation") != store.generation:
             logger.info("rewriting %s and %s from the store", directory / VECTORS_FILE, directory / MANIFEST)
             manifest = (_repair_vectors_file(directory, store, vectors)
@@ -166,6 +218,18 @@ def open_index(settings: IndexSettings, identity: dict, dimension: int) -> Loade
     except BaseException:
         store.close()
         raise
+
+
+def _quiet(directory: Path, snapshot: Store) -> bool:
+    """True when no update runs and ``snapshot`` is the store's latest state."""
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(directory / LOCK_FILE), timeout=0):
+            with Store(directory / STORE_FILE) as live:
+                return live.generation == snapshot.generation
+    except (Timeout, OSError):
+        return False
 
 
 def _load_vectors(path: Path) -> VectorIndex | None:

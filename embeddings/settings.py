@@ -47,6 +47,11 @@ class IndexSettings:
         commit_every: passages encoded between two commits of an update: memory stays
             bounded, and a run that is stopped resumes after its last commit.
         model_cache: where the OpenVINO conversion of the model is kept (None: not kept).
+        vector_store: where passage vectors are searched: ``faiss`` (a file beside the store)
+            or ``milvus`` (a collection on a Milvus server: ``embeddings/milvus_index.py``).
+            Recorded in the manifest; ``auto`` follows what the index was built with.
+        milvus_uri: the Milvus server, when ``vector_store`` is ``milvus``.
+        milvus_collection: its collection (None: named after ``index_dir``).
     """
 
     index_dir: Path = Path("index")
@@ -62,6 +67,9 @@ class IndexSettings:
     batch_size: int = 8
     commit_every: int = 1000
     model_cache: Path | None = None
+    vector_store: str = "auto"
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_collection: str | None = None
 
     def chunker(self) -> dict:
         """The chunking parameters as recorded in (and checked against) the manifest."""

@@ -366,18 +366,28 @@ class Store:
             parts.append(chunk)
         return np.concatenate(ids), np.vstack(parts)
 
-    def iter_vectors(self, batch: int = 50_000):
-        """``(ids, vectors)`` in batches of at most ``batch`` passages, by ascending id."""
+    def iter_vectors(self, batch: int = 50_000, with_meta: bool = False):
+        """``(ids, vectors)`` in batches of at most ``batch`` passages, by ascending id; with
+        ``with_meta``, ``(ids, vectors, [(article id, date, source), ...])``."""
         last = -1
+        columns = "p.id, p.vector" + (", a.id, a.date, a.source" if with_meta else "")
         while True:
-            rows = self.conn.execute("SELECT id, vector FROM passages WHERE id > ? ORDER BY id LIMIT ?",
-                                     (last, batch)).fetchall()
+            rows = self.conn.execute(f"SELECT {columns} FROM passages p JOIN articles a ON a.id = p.article_id "
+                                     "WHERE p.id > ? ORDER BY p.id LIMIT ?", (last, batch)).fetchall()
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
             last = int(ids[-1])
-            yield ids, vectors
+            yield (ids, vectors, [r[2:] for r in rows]) if with_meta else (ids, vectors)
+
+    def existing(self, ids: list[int]) -> set[int]:
+        """Which of these passage ids this store (or snapshot) holds."""
+        found: set[int] = set()
+        for chunk in _chunks(list(ids), 500):
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT id FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def term_counts(self, words: list[str]) -> list[tuple[list[str], int]]:
         """Per word: the terms the index holds for it (FTS5's stems) and how many passages

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="qa: %(message)s")
     index = IndexSettings(index_dir=Path(args.index_dir), backend=args.backend, precision=args.precision,
                           vector_index=args.vector_index, sentence_vectors=args.sentence_vectors,
-                          passage_context=args.passage_context, model_cache=_cache_dir())
+                          passage_context=args.passage_context, model_cache=_cache_dir(),
+                          vector_store=args.vector_store, milvus_uri=args.milvus_uri,
+                          milvus_collection=args.milvus_collection)
     settings = Settings(index=index, uploads_dir=Path(args.uploads_dir), web_dir=Path(args.web_dir))
     try:
         return args.run(args, settings)
@@ -100,6 +102,15 @@ def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--vector-index", choices=["auto", *KINDS], default=default("auto"),
                         help=f"exact (flat) or approximate (ivf) vector search; auto: ivf from "
                              f"{IVF_FROM:,} passages")
+    parser.add_argument("--vector-store", choices=["auto", "faiss", "milvus"],
+                        default=default(os.environ.get("QA_VECTOR_STORE", "auto")),
+                        help="where vectors are searched: a FAISS file beside the store, or a Milvus server "
+                             "(auto: what the index was built with, else faiss)")
+    parser.add_argument("--milvus-uri", default=default(os.environ.get("QA_MILVUS_URI", "http://127.0.0.1:19530")),
+                        help="the Milvus server (with --vector-store milvus; default $QA_MILVUS_URI or "
+                             "http://127.0.0.1:19530)")
+    parser.add_argument("--milvus-collection", default=default(os.environ.get("QA_MILVUS_COLLECTION")),
+                        help="the collection (default: one named after the index directory)")
     parser.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS, default=default("in-context"),
                         help="in-context (free) or separate (twice the encoding time); takes effect "
                              "when an index is built")
@@ -122,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", action="append", default=[], metavar="URL",
                    help="an RSS or Atom feed: remembered, its entries' pages fetched and indexed")
     p.add_argument("--url", action="append", default=[], metavar="URL", help="one article page to fetch and index")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="embed on a Ray cluster (with no ADDRESS: a local Ray instance on loopback)")
     p.add_argument("--rebuild", action="store_true",
                    help="rebuild from scratch (from the paths indexed before when none are given)")
     p.add_argument("--rebuild-if-stale", action="store_true",
@@ -204,6 +217,15 @@ def open_retriever(settings: Settings):
 def cmd_index(args, settings: Settings) -> int:
     if args.repair:
         return _repair(args, settings)
+    if args.ray is not None:
+        from embeddings.ray_encoder import CHUNK_PASSAGES, RayEncoder, ray_cluster
+
+        with ray_cluster(args.ray or None):
+            encoder = RayEncoder(encoder_for(settings))
+            print(f"qa index: embedding on Ray, {encoder.workers} workers", file=sys.stderr)
+            chunked = replace(settings, index=replace(settings.index, commit_every=CHUNK_PASSAGES))
+            return index_once(chunked, args.paths, args.feed, args.url, args.rebuild, args.rebuild_if_stale,
+                              encoder=encoder)
     return index_once(settings, args.paths, args.feed, args.url, args.rebuild, args.rebuild_if_stale)
 
 
@@ -365,7 +387,11 @@ def cmd_status(args, settings: Settings) -> int:
           f"target {manifest['chunker']['target_tokens']}; sentence vectors "
           f"{manifest.get('sentences', {}).get('vectors')}")
     vectors = f"{v.get('kind')}" + (f" ({v['nlist']} cells, {v['nprobe']} probed per query)" if v.get("nlist") else "")
+    if v.get("kind") == "milvus":
+        vectors = (f"milvus: collection {v.get('collection')} at {v.get('uri')} ({v.get('index')}, "
+                   f"{v.get('metric')}); text, metadata and a copy of every vector stay in store.sqlite")
     print(f"vectors:     {vectors}")
+    print(f"lexical:     BM25 on SQLite FTS5 in {Path(settings.index.index_dir).resolve() / 'store.sqlite'}")
     print(f"last update: {manifest['updated_at']}")
     for line in feed_lines(settings):
         print(line)

@@ -258,17 +258,27 @@ class Retriever:
         """
         depth = depth or self.settings.candidates
         store = self.index.store
-        allowed = store.passage_ids(filters) if filters else None
-        if allowed is not None and not allowed:
-            return None
-        dense = dict(self.index.vectors.search(qvec, depth, allowed)) if method != "lexical" else {}
+        vectors = self.index.vectors
+        dense = {}
+        if getattr(vectors, "filters_natively", False):  # Milvus: the filter runs on the server
+            if method != "lexical":
+                found = vectors.search(qvec, depth, None, filters)
+                held = store.existing([i for i, _ in found])  # the shared collection may be ahead of this snapshot
+                dense = {i: score for i, score in found if i in held}
+        else:
+            allowed = store.passage_ids(filters) if filters else None
+            if allowed is not None and not allowed:
+                return None
+            dense = dict(vectors.search(qvec, depth, allowed)) if method != "lexical" else {}
         lexical = {}
         if method != "dense":
             words = store.lexical_words(content_words(query), self.settings.lexical_postings)
             lexical = dict(store.lexical_search(match_any(words), depth, filters, self.settings.title_weight))
         missing = [i for i in lexical if i not in dense]
         if missing:
-            dense.update(self.index.vectors.scores(qvec, missing))
+            dense.update(vectors.scores(qvec, missing))
+        if not dense and not lexical:
+            return None
         ids = np.array(sorted(set(dense) | set(lexical)), dtype=np.int64)
         top = max(lexical.values(), default=0.0)
         return Candidates(ids, np.array([dense.get(int(i), 0.0) for i in ids]),

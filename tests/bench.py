@@ -161,7 +161,7 @@ def generate_index(index_dir: Path, passages: int, encoder, sentences: list[str]
                 store.apply([], batch, build, ["/generated"])
                 batch = []
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        save_derived(index_dir, store, vectors_from_store(store, settings.vector_index))
+        save_derived(index_dir, store, vectors_from_store(store, settings))
     return time.perf_counter() - start
 
 

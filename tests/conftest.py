@@ -148,3 +148,13 @@ def served_app(tmp_path, extra_env=None, articles=None):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory):
+    """A real Milvus server (``milvus-server`` from PyPI) on loopback for the whole session;
+    stopped afterwards, with no process left behind."""
+    from tests.servers import milvus_server
+
+    with milvus_server(tmp_path_factory.mktemp("milvus")) as uri:
+        yield uri

@@ -7,7 +7,7 @@ import pytest
 from embeddings.vector_index import (IVF_FROM, FlatIndex, IVFIndex, NumpyIndex, choose_kind,
                                      load_vector_index, make_vector_index)
 
-KINDS = ["flat", "ivf", "numpy"]
+KINDS = ["flat", "ivf", "numpy", pytest.param("milvus", marks=pytest.mark.milvus)]
 
 
 def unit(rows, dim, seed):
@@ -20,20 +20,36 @@ def data():
     return np.arange(100, 400, dtype=np.int64), unit(300, 32, 0)
 
 
-def build(kind, ids, vectors):
-    """An index of ``kind`` made from the first 200 vectors, then given the rest with ``add``."""
-    index = make_vector_index(kind, 32, ids[:200], vectors[:200])
-    index.add(ids[200:], vectors[200:])
-    return index
+@pytest.fixture
+def build(request):
+    """``build(kind, ids, vectors)``: an index of ``kind`` made from the first 200 vectors,
+    then given the rest with ``add`` (Milvus: a fresh collection on the test server)."""
+    def make(kind, ids, vectors):
+        if kind == "milvus":
+            from embeddings.milvus_index import MilvusIndex
+
+            index = MilvusIndex.fresh(request.getfixturevalue("milvus_uri"), f"contract_{request.node.name[-40:]}"
+                                      .replace("[", "_").replace("]", "").replace("-", "_"), 32)
+            index.add(ids[:200], vectors[:200])
+        else:
+            index = make_vector_index(kind, 32, ids[:200], vectors[:200])
+        index.add(ids[200:], vectors[200:])
+        return index
+
+    return make
 
 
 def save_load(index, path):
     index.save(path)
+    if index.kind == "milvus":
+        from embeddings.milvus_index import MilvusIndex
+
+        return MilvusIndex(index.uri, index.collection, index.dimension)  # a new client, as another process
     return NumpyIndex.load(path) if isinstance(index, NumpyIndex) else load_vector_index(path)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_contract_add_search_delete_count(kind, data):
+def test_contract_add_search_delete_count(kind, data, build):
     ids, vectors = data
     index = build(kind, ids, vectors)
     assert index.kind == kind and index.count() == 300
@@ -46,7 +62,7 @@ def test_contract_add_search_delete_count(kind, data):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_contract_scores_for_given_ids(kind, data):
+def test_contract_scores_for_given_ids(kind, data, build):
     ids, vectors = data
     index = build(kind, ids, vectors)
     q = unit(1, 32, 5)[0]
@@ -58,7 +74,7 @@ def test_contract_scores_for_given_ids(kind, data):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_contract_allowed_ids(kind, data):
+def test_contract_allowed_ids(kind, data, build):
     ids, vectors = data
     index = build(kind, ids, vectors)
     allowed = [150, 151, 152, 399]
@@ -69,7 +85,7 @@ def test_contract_allowed_ids(kind, data):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_contract_save_load_round_trip(kind, data, tmp_path):
+def test_contract_save_load_round_trip(kind, data, tmp_path, build):
     ids, vectors = data
     index = build(kind, ids, vectors)
     index.delete([200])
