@@ -31,6 +31,10 @@ EF_SEARCH = 128          # HNSW breadth at query time (>= k); recall against exa
 MAX_K = 16384            # Milvus's limit on results per query
 WRITE_BATCH = 2000
 IDS_IN_EXPRESSION = 5000  # an allowed-id list longer than this is searched wider and filtered here
+# Searches see this client's own writes at once ("Session"); "Strong" would make every search
+# wait for the server's next time tick (about 200 ms here). Counts and id lists, which
+# check the collection against the store, are read "Strong".
+READS = "Session"
 
 
 def collection_name(index_dir: Path) -> str:
@@ -150,7 +154,7 @@ class MilvusIndex:
         hits = self._client.search(self.collection, [np.asarray(query, np.float32).tolist()], limit=limit,
                                    filter=" and ".join(f"({e})" for e in expressions if e),
                                    search_params={"metric_type": "COSINE", "params": {"ef": max(EF_SEARCH, limit)}},
-                                   consistency_level="Strong")[0]
+                                   consistency_level=READS)[0]
         results = [(int(h["id"]), float(h["distance"])) for h in hits]
         if allowed_set is not None:
             results = [r for r in results if r[0] in allowed_set]
@@ -160,7 +164,8 @@ class MilvusIndex:
         ids = [int(i) for i in ids]
         out: dict[int, float] = {}
         for start in range(0, len(ids), WRITE_BATCH):
-            rows = self._client.get(self.collection, ids=ids[start:start + WRITE_BATCH], output_fields=["vector"])
+            rows = self._client.get(self.collection, ids=ids[start:start + WRITE_BATCH], output_fields=["vector"],
+                                    consistency_level=READS)
             for r in rows:
                 out[int(r["id"])] = float(np.asarray(r["vector"], np.float32) @ np.asarray(query, np.float32))
         return out

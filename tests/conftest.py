@@ -154,7 +154,8 @@ def served_app(tmp_path, extra_env=None, articles=None):
 def milvus_uri(tmp_path_factory):
     """A real Milvus server (``milvus-server`` from PyPI) on loopback for the whole session;
     stopped afterwards, with no process left behind."""
-    from tests.servers import milvus_server
+    from tests.servers import group_alive, milvus_server
 
     with milvus_server(tmp_path_factory.mktemp("milvus")) as uri:
         yield uri
+    assert not group_alive(uri.pid), "milvus-server left a process behind"
