@@ -92,10 +92,10 @@ def ray_cluster(address: str | None):
 
     import ray
 
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback or a private cluster network
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(_node_ip_address="127.0.0.2", include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     for name in ("ray", "ray.data"):  # Ray's notes on each dataset's execution; warnings still show
