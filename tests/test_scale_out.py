@@ -79,6 +79,8 @@ def test_qa_index_with_ray_into_milvus_answers_the_villages_question(tmp_path, m
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert index.returncode == 0, index.stderr[-3000:]
     assert "embedding on Ray" in index.stderr and "4 passages encoded" in index.stdout
+    leftover = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
+    assert not leftover, "the local Ray instance left processes behind"
     ask = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Where does IS still hold villages?", "-k", "2"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # the manifest names Milvus
     assert ask.returncode == 0, ask.stderr[-3000:]
