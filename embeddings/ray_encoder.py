@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import numpy as np
 
@@ -72,10 +73,14 @@ class RayEncoder:
             return np.zeros((0, self.dimension), np.float32), []
         rows = [{"row": i, "text": t, "spans": np.asarray(s, np.int64).reshape(-1)}
                 for i, (t, s) in enumerate(zip(texts, sentences))]
-        dataset = ray.data.from_items(rows).map_batches(
-            _Embed, fn_constructor_kwargs={"args": self._args}, batch_size=BATCH_PASSAGES,
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers, max(1, len(texts) // BATCH_PASSAGES + 1))),
-            num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy")
+        _quiet_ray_data()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # max_restarts: still how this Ray takes it
+            dataset = ray.data.from_items(rows).map_batches(
+                _Embed, fn_constructor_kwargs={"args": self._args}, batch_size=BATCH_PASSAGES,
+                compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(texts) // BATCH_PASSAGES + 1)),
+                num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy",
+                max_restarts=0)  # a failed chunk fails the run, which resumes after its last commit
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         sentence_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -85,11 +90,23 @@ class RayEncoder:
         return vectors, sentence_vectors
 
 
+def _quiet_ray_data() -> None:
+    """Ray Data's notes on each execution (it sets its loggers up when first used); its
+    warnings still show. The indexer's own progress bar counts passages."""
+    import logging
+
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @contextlib.contextmanager
 def ray_cluster(address: str | None):
     """Connect to the Ray cluster at ``address``, or start a local one on loopback."""
-    import logging
-
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback or a private cluster network
@@ -98,11 +115,6 @@ def ray_cluster(address: str | None):
     else:
         ray.init(_node_ip_address="127.0.0.2", include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
-    for name in ("ray", "ray.data"):  # Ray's notes on each dataset's execution; warnings still show
-        logging.getLogger(name).setLevel(logging.WARNING)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the indexer's own bar counts passages
-    context.print_on_execution_start = False
     try:
         yield
     finally:

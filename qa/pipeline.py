@@ -1,7 +1,8 @@
-"""Answer one question end to end: rewrite a follow-up, retrieve, highlight, cite.
+"""Answer one question end to end: rewrite a follow-up, read its dates, retrieve, highlight, cite.
 
-This is the single function the CLI, the app and the evaluation share, so what is measured
-is what users get.
+This is the single function the CLI and the app share. ``qa eval`` scores the same search and
+answer (``Retriever.search``, ``build_answer``) with each question's own date filter; how
+reading dates from questions moves the figures is measured separately (docs/evaluation.md).
 """
 
 from __future__ import annotations
