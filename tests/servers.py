@@ -74,6 +74,9 @@ def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
+    deadline = time.time() + grace  # a killed process takes a moment to be gone
+    while group_alive(process.pid) and time.time() < deadline:
+        time.sleep(0.2)
 
 
 def group_alive(pid: int) -> bool:
@@ -83,7 +86,7 @@ def group_alive(pid: int) -> bool:
             fields = status.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+        if int(fields[2]) == pid and fields[0] not in "ZX":  # fields: state, ppid, pgrp, ... (zombies, dead: gone)
             return True
     return False
 
