@@ -72,8 +72,8 @@ def render_answer(answer: Answer) -> list[dict]:
         head = "<br>".join(f"<small>{as_text(n)}</small>" for n in answer.notes) + "\n\n" + head
     if answer.window:
         chip = (f"<span class='date-chip'>searching {as_text(answer.window.label)}</span> "
-                f"<small>from “{as_text(answer.window.phrase)}”: set From/To date beside the chat to search "
-                f"other dates</small>")
+                f"<small>from “{as_text(answer.window.phrase)}”: now in From/To date beside the chat, "
+                f"where it can be changed</small>")
         head = chip + "\n\n" + head
     if answer.searched != answer.question:
         head += f"\n\n<small>Searched: <i>{as_text(answer.searched)}</i></small>"
@@ -138,13 +138,29 @@ def parse_filters(since: str, until: str, sources: list[str] | None) -> Filters:
 
 
 def make_chat(live: LiveIndex):
-    """The chat function Gradio calls: ``(message, history, k, since, until, sources) -> messages``."""
+    """The chat function Gradio calls: ``(message, history, k, since, until, sources) -> messages``.
+
+    A date window read from a question is also put in the From/To boxes beside the chat
+    (``chat.dates_for``, called when the chat changes), where it can be edited or cleared: the
+    boxes then hold for follow-up questions, and a question naming other dates replaces them.
+    """
+    import datetime as dt
+
+    import gradio as gr
+
+    from qa.dates import find_window
     from qa.pipeline import ask
 
+    filled: dict[str, tuple[str, str]] = {}   # per browser session: the window last put in the boxes
+    pending: dict[str, tuple[str, str]] = {}  # ... and one still to be shown there
+
     def chat(message: str, history: list[dict], k: float = 5, since: str = "", until: str = "",
-             sources: list[str] | None = None):
+             sources: list[str] | None = None, request=None):
         if not message or not message.strip():
             return [{"role": "assistant", "content": "Please type a question."}]
+        session = getattr(request, "session_hash", None) or ""
+        if (since or "", until or "") == filled.get(session) and find_window(message, dt.date.today()):
+            since = until = ""  # the boxes hold our own fill, and the question names other dates
         try:
             filters = parse_filters(since, until, sources)
         except ValueError as e:
@@ -156,8 +172,23 @@ def make_chat(live: LiveIndex):
         if not answer.sources and filters:
             return [{"role": "assistant", "content": "No indexed article matches the date range and "
                                                      "sources chosen; widen them and ask again."}]
-        return render_answer(answer)
+        if answer.window:
+            filled[session] = pending[session] = (answer.window.since or "", answer.window.until or "")
+        messages = render_answer(answer)
+        if answer.window is None and (filters.since or filters.until):
+            messages[0]["content"] = (f"<span class='date-chip'>searching {filters.since or '…'} – "
+                                      f"{filters.until or '…'}</span> <small>the From/To dates beside the "
+                                      f"chat</small>\n\n" + messages[0]["content"])
+        return messages
 
+    def dates_for(request=None):
+        """The From/To boxes after an answer: the window it read from the question, if any."""
+        window = pending.pop(getattr(request, "session_hash", None) or "", None)
+        return (window[0], window[1]) if window else (gr.update(), gr.update())
+
+    for fn in (chat, dates_for):  # Gradio passes the request to a parameter annotated with its class
+        fn.__annotations__["request"] = gr.Request
+    chat.dates_for = dates_for
     return chat
 
 
@@ -271,9 +302,13 @@ def build_ui(live: LiveIndex):
                     sources = gr.Dropdown(choices=live.sources(), value=[], multiselect=True,
                                           label="Sources", info="all when empty")
                 with gr.Column(scale=4):
-                    gr.ChatInterface(make_chat(live), additional_inputs=[k, since, until, sources],
-                                     api_name="ask", chatbot=gr.Chatbot(height=560, sanitize_html=True,
-                                                                         elem_id="chat"))
+                    chat = make_chat(live)
+                    chatbot = gr.Chatbot(height=560, sanitize_html=True, elem_id="chat")
+                    gr.ChatInterface(chat, additional_inputs=[k, since, until, sources], api_name="ask",
+                                     chatbot=chatbot, textbox=gr.Textbox(placeholder="Type a message...",
+                                                                         elem_id="question", submit_btn=True,
+                                                                         scale=7))
+                    chatbot.change(chat.dates_for, None, [since, until], api_name=False, queue=False)
         with gr.Tab("Articles"):
             search = gr.Textbox(label="Search titles", placeholder="words in the title")
             table = gr.Dataframe(value=article_rows(live), headers=ARTICLE_COLUMNS,

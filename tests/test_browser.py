@@ -39,7 +39,7 @@ def expect(locator):
 
 
 def ask(page, question):
-    box = page.get_by_placeholder("Type a message...")
+    box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
 
@@ -237,3 +237,21 @@ def test_an_answer_shows_its_date_chip_and_the_other_outlets_of_a_story(browser,
         page.screenshot(path=str(shot))
         if os.environ.get("QA_STORY_SCREENSHOT"):
             shutil.copy(shot, os.environ["QA_STORY_SCREENSHOT"])
+
+        # the window went into the From/To boxes, where it can be edited; a follow-up keeps it
+        since, until = page.get_by_role("textbox", name="From date"), page.get_by_role("textbox", name="To date")
+        expect(since).to_have_value("2018-05-01")
+        expect(until).to_have_value("2018-05-07")
+        ask(page, "Who leads it?")
+        latest = chat.locator(".bot-row").last
+        expect(latest.locator(".date-chip")).to_contain_text("searching 2018-05-01 – 2018-05-07", timeout=60_000)
+        # a question naming other dates replaces them
+        ask(page, "What final stage did the Kurdish-led alliance launch on 2018-05-02?")
+        expect(since).to_have_value("2018-05-02", timeout=60_000)
+        expect(until).to_have_value("2018-05-02")
+        # dates typed by the user win over dates in the question
+        since.fill("2018-05-05")
+        until.fill("2018-05-07")
+        ask(page, "What was announced on 2018-05-02?")
+        expect(chat.locator(".bot-row").last.locator(".date-chip")).to_contain_text(
+            "searching 2018-05-05 – 2018-05-07", timeout=60_000)
