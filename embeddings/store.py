@@ -136,6 +136,52 @@ class Filters:
         return (" AND ".join(clauses) or "1"), params
 
 
+class PassageTable:
+    """Every passage's id, article date and source, as arrays: ``Filters`` applied in memory,
+    exactly as ``Filters.sql`` reads them (an undated article passes only ``as_of``; a
+    source is compared case-insensitively)."""
+
+    def __init__(self, ids: np.ndarray, days: np.ndarray, sources: np.ndarray):
+        self.ids = ids          # ascending
+        self.days = days        # the article's date in days since 1970-01-01; UNDATED when it has none
+        self.sources = sources  # lower-cased source, "" when none
+
+    UNDATED = np.iinfo(np.int64).min  # what numpy makes of a missing date (NaT)
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection) -> "PassageTable":
+        """Two scans that touch no text or vectors: the passages' article index, and the
+        articles' dates and sources (90 ms for a news year of 120,967 passages; a join
+        reading the passage rows took 400)."""
+        articles = conn.execute("SELECT id, date, lower(source) FROM articles").fetchall()
+        row_of = {a[0]: n for n, a in enumerate(articles)}
+        pairs = conn.execute("SELECT id, article_id FROM passages INDEXED BY passages_article").fetchall()
+        ids = np.fromiter((r[0] for r in pairs), dtype=np.int64, count=len(pairs))
+        article = np.fromiter((row_of[r[1]] for r in pairs), dtype=np.int64, count=len(pairs))
+        order = np.argsort(ids, kind="stable")
+        days = np.array([a[1] for a in articles], dtype="datetime64[D]").astype(np.int64)  # None: NaT = UNDATED
+        sources = np.array([a[2] or "" for a in articles], dtype=object)
+        return cls(ids[order], days[article[order]], sources[article[order]])
+
+    def select(self, filters: Filters) -> np.ndarray:
+        keep = np.ones(len(self.ids), dtype=bool)
+        dated = self.days != self.UNDATED
+        if filters.since:
+            keep &= dated & (self.days >= _day(filters.since))
+        if filters.until:
+            keep &= dated & (self.days <= _day(filters.until))
+        if filters.sources:
+            keep &= np.isin(self.sources, [s.lower() for s in filters.sources])
+        if filters.as_of:
+            keep &= ~dated | (self.days <= _day(filters.as_of))
+        return self.ids[keep]
+
+
+def _day(date: str) -> int:
+    """``YYYY-MM-DD`` as the day number ``PassageTable`` holds (days since 1970-01-01)."""
+    return int(np.datetime64(date, "D").astype(np.int64))
+
+
 _PASSAGE_COLUMNS = (f"p.id, p.article_id, p.ordinal, p.start, p.end, {_TEXT}, "
                     "a.title, a.date, a.source, a.url, a.path, p.sentences, s.story")
 
@@ -227,6 +273,7 @@ class Store:
         self.conn.execute(_FTS_TABLE)
         self.snapshot = snapshot
         self._dimension = None
+        self._filter_table: PassageTable | None = None  # a snapshot's dates and sources, read once
         if snapshot:
             self.conn.execute("BEGIN")
             self.conn.execute("SELECT count(*) FROM meta").fetchone()  # the snapshot starts at the first read
@@ -340,12 +387,21 @@ class Store:
             self._dimension = int(build.get("model", {}).get("dimension", 0))
         return self._dimension
 
-    def passage_ids(self, filters: Filters) -> list[int]:
-        """Ids of the passages whose article passes ``filters``."""
+    def passage_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of the passages whose article passes ``filters``, ascending.
+
+        A snapshot reads every passage's date and source once (it cannot change under it)
+        and filters in memory: asking SQLite each time cost 76 ms a question on a news year
+        of 120,967 passages, against about 1 ms.
+        """
+        if self.snapshot:
+            if self._filter_table is None:
+                self._filter_table = PassageTable.read(self.conn)
+            return self._filter_table.select(filters)
         where, params = filters.sql()
         rows = self.conn.execute(
-            f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}", params)
-        return [r[0] for r in rows]
+            f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where} ORDER BY p.id", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def all_passage_ids(self) -> np.ndarray:
         """Every stored passage id, ascending."""

@@ -267,7 +267,7 @@ class Retriever:
                 dense = {i: score for i, score in found if i in held}
         else:
             allowed = store.passage_ids(filters) if filters else None
-            if allowed is not None and not allowed:
+            if allowed is not None and not len(allowed):
                 return None
             dense = dict(vectors.search(qvec, depth, allowed)) if method != "lexical" else {}
         lexical = {}

@@ -452,3 +452,35 @@ def test_the_index_files_share_one_mode(corpus, index_settings, fake_encoder):
     modes = {name: stat.S_IMODE((index_settings.index_dir / name).stat().st_mode)
              for name in ("store.sqlite", "vectors.faiss", "manifest.json")}
     assert set(modes.values()) == {0o644}, modes
+
+
+
+SEED_STEM = SEED.stem
+
+
+@pytest.mark.parametrize("filters, expected", [
+    (dict(since="2018-05-03"), {"ferry", "later"}),
+    (dict(until="2018-05-02"), {SEED_STEM}),
+    (dict(since="2018-05-02", until="2018-05-03"), {SEED_STEM, "ferry"}),
+    (dict(as_of="2018-05-02"), {SEED_STEM, "library", "undated"}),  # undated articles pass "as of"
+    (dict(as_of="2017-01-01"), {"library", "undated"}),
+    (dict(sources=("harbour times",)), {"ferry", "later"}),  # case-insensitive, as SQL's lower()
+    (dict(sources=("Harbour Times", "Nowhere")), {"ferry", "later"}),
+    (dict(since="2018-05-01", sources=("HARBOUR TIMES",), as_of="2018-05-03"), {"ferry"}),
+    (dict(until="2000-01-01"), set()),
+])
+def test_a_snapshot_filters_passages_in_memory_exactly_as_sql_does(corpus, index_settings, fake_encoder,
+                                                                   filters, expected):
+    from embeddings.store import Filters, Store
+
+    (corpus / "undated.txt").write_text("An undated note with no source at all.\n", encoding="utf-8")
+    (corpus / "later.txt").write_text("title: Later\ndate: 2018-05-04\nsource: harbour TIMES\n\nThe ferry ran late.\n",
+                                      encoding="utf-8")
+    update_index([corpus], index_settings, fake_encoder, progress=False)
+    path = index_settings.index_dir / "store.sqlite"
+    with Store(path) as live, Store(path, snapshot=True) as snapshot:
+        by_sql = live.passage_ids(Filters(**filters))
+        in_memory = snapshot.passage_ids(Filters(**filters))
+        assert in_memory.dtype == np.int64 and in_memory.tolist() == by_sql.tolist() == sorted(by_sql.tolist())
+        found = {Path(p.path).stem for p in snapshot.passages(in_memory.tolist()).values()}
+    assert found == expected

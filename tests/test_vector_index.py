@@ -81,7 +81,10 @@ def test_contract_allowed_ids(kind, data, build):
     results = index.search(vectors[0], 10, allowed)
     assert sorted(i for i, _ in results) == allowed
     assert [s for _, s in results] == sorted((s for _, s in results), reverse=True)
+    assert index.search(vectors[0], 10, np.array(allowed, dtype=np.int64)) == results  # as the store gives them
+    assert index.search(vectors[0], 10, [399, 150, 152, 151, 150]) == results  # any order, repeats
     assert index.search(vectors[0], 10, []) == []
+    assert index.search(vectors[0], 10, np.zeros(0, dtype=np.int64)) == []
 
 
 @pytest.mark.parametrize("kind", KINDS)
