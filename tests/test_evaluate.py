@@ -34,6 +34,12 @@ def test_answers_match_whole_tokens_only():
     assert contains_answer("At the Eiffel Tower!", [normalize_answer("The Eiffel Tower")])
     assert contains_answer("It cost $4 million.", [normalize_answer("4 million")])
     assert contains_answer("“Trump won,” she said. [1]", [normalize_answer("Trump")])  # curly quotes are punctuation
+    assert not contains_answer("Iranian officials met.", [normalize_answer("Iran")])
+    # punctuation ends a token, as DPR's has_answer tokenizes: a possessive or a hyphenated pair holds the name
+    assert contains_answer("Taiwan’s new president spoke.", [normalize_answer("Taiwan")])
+    assert contains_answer("The Biden-Harris campaign", [normalize_answer("Harris")])
+    assert contains_answer("It was the U.S. Open.", [normalize_answer("U.S. Open")])
+    assert not contains_answer("It cost 1,000 dollars.", [normalize_answer("1")])
 
 
 def test_answer_line_accuracy_counts_what_the_one_line_answer_quotes(tmp_path, fake_encoder):
