@@ -9,14 +9,24 @@ only as "closest matches".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from qa.dates import DateWindow
-from qa.retrieve import Hit
+from qa.retrieve import STOPWORDS, Hit
 from qa.settings import Settings
 
 NOT_COVERED = "The indexed articles don't seem to cover this."
 HIGHLIGHT_MARGIN = 0.05  # other sentences within this cosine of a passage's best are marked too
+
+_WORD = re.compile(r"\w+(?:['’.-]\w+)*")
+_ASKS_WHO = re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE)
+_ASKS_WHEN = re.compile(r"\bwhen\b|\b(?:what|which) (?:year|month|day|date)\b", re.IGNORECASE)
+_YEAR = re.compile(r"(?:1\d|20)\d\d")
+_MONTHS = frozenset("january february march april may june july august september october november "
+                    "december".split())
+_WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+_NOT_NAMES = _MONTHS | _WEEKDAYS
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    number, span = answer_sentence(sources, settings)
+    number, span = answer_sentence(sources, settings, question)
     source = sources[number - 1]
     if span is None:
         quote = source.hit.passage.text
@@ -139,16 +149,52 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources))
 
 
-def answer_sentence(sources: list[Source], settings: Settings) -> tuple[int, tuple[int, int] | None]:
+def answer_sentence(sources: list[Source], settings: Settings,
+                    question: str = "") -> tuple[int, tuple[int, int] | None]:
     """The source number and span of the sentence the one-line answer quotes: the best among
-    the top ``answer_passages`` passages by cosine plus ``answer_lexical`` x word coverage
-    (``(1, None)``, the whole top passage, when no passage has sentences)."""
+    the top ``answer_passages`` passages by cosine, plus ``answer_lexical`` x word coverage,
+    plus ``answer_type`` x ``answer_type_cue`` (``(1, None)``, the whole top passage, when no
+    passage has sentences)."""
     best, choice = None, (1, None)
     for source in sources[:settings.answer_passages]:
         hit = source.hit
         coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
         for span, cos, words in zip(hit.passage.sentences, hit.sentence_cosines, coverage):
             score = cos + settings.answer_lexical * words
+            if settings.answer_type and question:
+                score += settings.answer_type * answer_type_cue(question, hit.passage.text[span[0]:span[1]])
             if best is None or score > best:
                 best, choice = score, (source.number, tuple(span))
     return choice
+
+
+def answer_type_cue(question: str, sentence: str) -> float:
+    """Whether ``sentence`` holds the kind of thing the question asks for, beyond what the
+    question already names (1.0 or 0.0): for "who", a name of two or more capitalised words
+    the question lacks (a person's or an organisation's; stopwords, weekdays and months are
+    not name words); for "when" / "what year", a year or a month the question lacks; 0 for
+    other questions. A tie-breaker between sentences that match the question about equally
+    well (docs/evaluation.md):
+
+    >>> q = "Who leads the Deir el-Zour Military Council?"
+    >>> answer_type_cue(q, "The SDF's Deir el-Zour Military Council said on Tuesday it would press on.")
+    0.0
+    >>> answer_type_cue(q, "Deir el-Zour Military Council head Ahmed Abu Khawla said so.")
+    1.0
+    >>> answer_type_cue("When did the ferry resume?", "The ferry resumed in March 2018.")
+    1.0
+    """
+    asked = {w.lower() for w in _WORD.findall(question)}
+    new = [w for w in _WORD.findall(sentence) if w.lower() not in asked]
+    if _ASKS_WHO.search(question):
+        run = 0
+        for w in _WORD.findall(sentence):
+            lower = w.lower()
+            named = w[:1].isupper() and lower not in asked and lower not in _NOT_NAMES and lower not in STOPWORDS
+            run = run + 1 if named else 0
+            if run == 2:
+                return 1.0
+        return 0.0
+    if _ASKS_WHEN.search(question):
+        return float(any(_YEAR.fullmatch(w) or w.lower() in _MONTHS for w in new))
+    return 0.0

@@ -40,6 +40,8 @@ class Settings:
         answer_passages: the one-line answer quotes the best sentence among this many top
             passages, each sentence scored by its cosine plus ``answer_lexical`` times its
             coverage of the question's words (see docs/evaluation.md).
+        answer_type: plus this times ``qa.answer.answer_type_cue``: for "who", the names the
+            sentence holds that the question lacks; for "when", a year or month.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -74,6 +76,7 @@ class Settings:
     recency_days: float = 30.0
     answer_passages: int = 3
     answer_lexical: float = 0.8
+    answer_type: float = 0.1
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3

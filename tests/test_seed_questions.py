@@ -79,6 +79,17 @@ def test_answer_quotes_the_villages_sentence_with_citation(retriever):
     assert answer.sources[0].label.endswith("(2018-05-02)")
 
 
+@pytest.mark.parametrize("question", ["Who leads the Deir el-Zour Military Council?",
+                                      "Who is the head of the Deir el-Zour Military Council?"])
+def test_who_leads_the_council_quotes_the_sentence_naming_him(retriever, question):
+    """The council's own statement ("The SDF's Deir el-Zour Military Council said on Tuesday
+    it would press on...") matches "leads" as well by its words and better by its cosine;
+    the answer to "who" is the sentence naming someone the question does not."""
+    answer = ask(retriever, question)
+    assert answer.covered
+    assert answer.text.startswith("“Deir el-Zour Military Council head Ahmed Abu Khawla said"), answer.text
+
+
 def test_highlights_are_exact_substrings_and_sources_numbered_in_order(retriever):
     for question, _ in ON_TOPIC:
         answer = ask(retriever, question)
