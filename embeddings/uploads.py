@@ -27,6 +27,8 @@ from embeddings.articles import SUPPORTED_SUFFIXES, ArticleError, load_articles
 from embeddings.manifest import IndexProblem
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+STAGING_PREFIX = ".incoming-"        # where an upload is read before it is kept
+STAGING_ABANDONED_AFTER = 3600.0     # seconds: a staging folder this old belongs to no live upload
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -77,7 +79,8 @@ def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UP
                                     f"{max_bytes / 1e6:.0f} MB): split it into smaller files")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".incoming-", dir=folder) as tmp:
+    _remove_abandoned_staging(folder)
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=folder) as tmp:
         staged = Path(tmp) / target_name
         shutil.copyfile(source, staged)
         try:
@@ -90,6 +93,18 @@ def accept_upload(source: Path, name: str, folder: Path, max_bytes: int = MAX_UP
             return target  # the same file was uploaded before
         os.replace(staged, target)
     return target
+
+
+def _remove_abandoned_staging(folder: Path, older_than: float = STAGING_ABANDONED_AFTER) -> None:
+    """Delete the staging folders that uploads killed mid-copy left behind (a live upload's
+    is seconds old; these are never indexed either way: hidden folders are skipped)."""
+    cutoff = time.time() - older_than
+    for stale in folder.glob(STAGING_PREFIX + "*"):
+        try:
+            if stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _unused_name(folder: Path, name: str, upload: Path) -> Path:

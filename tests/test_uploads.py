@@ -40,6 +40,23 @@ def test_accepted_upload_is_copied_under_a_safe_name(tmp_path):
     assert saved.read_text(encoding="utf-8") == GOOD
 
 
+def test_a_staging_folder_left_by_a_killed_upload_is_removed_by_the_next_upload(tmp_path):
+    import os
+    import time
+
+    folder = tmp_path / "uploads"
+    abandoned, live = folder / ".incoming-abandoned", folder / ".incoming-live"
+    for staging in (abandoned, live):
+        staging.mkdir(parents=True)
+        (staging / "half-copied.txt").write_text("The harbour reo", encoding="utf-8")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    accept_upload(write(tmp_path / "in.txt", GOOD), "news.txt", folder)
+    assert not abandoned.exists()
+    assert live.exists(), "a staging folder seconds old may belong to an upload under way"
+    assert sorted(p.name for p in folder.iterdir()) == [".incoming-live", "news.txt"]
+
+
 def test_same_content_is_reused_and_other_content_gets_a_new_name(tmp_path):
     folder = tmp_path / "uploads"
     first = accept_upload(write(tmp_path / "a", GOOD), "news.txt", folder)
