@@ -141,12 +141,12 @@ class PassageTable:
     exactly as ``Filters.sql`` reads them (an undated article passes only ``as_of``; a
     source is compared case-insensitively)."""
 
+    UNDATED = np.iinfo(np.int64).min  # what numpy makes of a missing date (NaT)
+
     def __init__(self, ids: np.ndarray, days: np.ndarray, sources: np.ndarray):
         self.ids = ids          # ascending
         self.days = days        # the article's date in days since 1970-01-01; UNDATED when it has none
         self.sources = sources  # lower-cased source, "" when none
-
-    UNDATED = np.iinfo(np.int64).min  # what numpy makes of a missing date (NaT)
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> "PassageTable":

@@ -185,10 +185,10 @@ def answer_type_cue(question: str, sentence: str) -> float:
     1.0
     """
     asked = {w.lower() for w in _WORD.findall(question)}
-    new = [w for w in _WORD.findall(sentence) if w.lower() not in asked]
+    words = _WORD.findall(sentence)
     if _ASKS_WHO.search(question):
-        run = 0
-        for w in _WORD.findall(sentence):
+        run = 0  # capitalised name words in a row
+        for w in words:
             lower = w.lower()
             named = w[:1].isupper() and lower not in asked and lower not in _NOT_NAMES and lower not in STOPWORDS
             run = run + 1 if named else 0
@@ -196,5 +196,5 @@ def answer_type_cue(question: str, sentence: str) -> float:
                 return 1.0
         return 0.0
     if _ASKS_WHEN.search(question):
-        return float(any(_YEAR.fullmatch(w) or w.lower() in _MONTHS for w in new))
+        return float(any((_YEAR.fullmatch(w) or w.lower() in _MONTHS) and w.lower() not in asked for w in words))
     return 0.0

@@ -40,8 +40,8 @@ class Settings:
         answer_passages: the one-line answer quotes the best sentence among this many top
             passages, each sentence scored by its cosine plus ``answer_lexical`` times its
             coverage of the question's words (see docs/evaluation.md).
-        answer_type: plus this times ``qa.answer.answer_type_cue``: for "who", the names the
-            sentence holds that the question lacks; for "when", a year or month.
+        answer_type: plus this times ``qa.answer.answer_type_cue`` (1 or 0): for "who", a
+            name of two or more words the question lacks; for "when", a year or a month.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so

@@ -454,15 +454,11 @@ def test_the_index_files_share_one_mode(corpus, index_settings, fake_encoder):
     assert set(modes.values()) == {0o644}, modes
 
 
-
-SEED_STEM = SEED.stem
-
-
 @pytest.mark.parametrize("filters, expected", [
     (dict(since="2018-05-03"), {"ferry", "later"}),
-    (dict(until="2018-05-02"), {SEED_STEM}),
-    (dict(since="2018-05-02", until="2018-05-03"), {SEED_STEM, "ferry"}),
-    (dict(as_of="2018-05-02"), {SEED_STEM, "library", "undated"}),  # undated articles pass "as of"
+    (dict(until="2018-05-02"), {SEED.stem}),
+    (dict(since="2018-05-02", until="2018-05-03"), {SEED.stem, "ferry"}),
+    (dict(as_of="2018-05-02"), {SEED.stem, "library", "undated"}),  # undated articles pass "as of"
     (dict(as_of="2017-01-01"), {"library", "undated"}),
     (dict(sources=("harbour times",)), {"ferry", "later"}),  # case-insensitive, as SQL's lower()
     (dict(sources=("Harbour Times", "Nowhere")), {"ferry", "later"}),
