@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from qa.dates import DateWindow
+from qa.dates import MONTH_NAMES, DateWindow
 from qa.retrieve import STOPWORDS, Hit
 from qa.settings import Settings
 
@@ -23,8 +23,7 @@ _WORD = re.compile(r"\w+(?:['’.-]\w+)*")
 _ASKS_WHO = re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE)
 _ASKS_WHEN = re.compile(r"\bwhen\b|\b(?:what|which) (?:year|month|day|date)\b", re.IGNORECASE)
 _YEAR = re.compile(r"(?:1\d|20)\d\d")
-_MONTHS = frozenset("january february march april may june july august september october november "
-                    "december".split())
+_MONTHS = frozenset(MONTH_NAMES)
 _WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 _NOT_NAMES = _MONTHS | _WEEKDAYS
 
@@ -172,9 +171,9 @@ def answer_type_cue(question: str, sentence: str) -> float:
     """Whether ``sentence`` holds the kind of thing the question asks for, beyond what the
     question already names (1.0 or 0.0): for "who", a name of two or more capitalised words
     the question lacks (a person's or an organisation's; stopwords, weekdays and months are
-    not name words); for "when" / "what year", a year or a month the question lacks; 0 for
-    other questions. A tie-breaker between sentences that match the question about equally
-    well (docs/evaluation.md):
+    not name words); for "when" / "what year", a year or a (capitalised) month the question
+    lacks; 0 for other questions. A tie-breaker between sentences that match the question
+    about equally well (docs/evaluation.md):
 
     >>> q = "Who leads the Deir el-Zour Military Council?"
     >>> answer_type_cue(q, "The SDF's Deir el-Zour Military Council said on Tuesday it would press on.")
@@ -183,6 +182,8 @@ def answer_type_cue(question: str, sentence: str) -> float:
     1.0
     >>> answer_type_cue("When did the ferry resume?", "The ferry resumed in March 2018.")
     1.0
+    >>> answer_type_cue("When did the ferry resume?", "The ferry may resume soon.")
+    0.0
     """
     asked = {w.lower() for w in _WORD.findall(question)}
     words = _WORD.findall(sentence)
@@ -196,5 +197,6 @@ def answer_type_cue(question: str, sentence: str) -> float:
                 return 1.0
         return 0.0
     if _ASKS_WHEN.search(question):
-        return float(any((_YEAR.fullmatch(w) or w.lower() in _MONTHS) and w.lower() not in asked for w in words))
+        return float(any((_YEAR.fullmatch(w) or (w[:1].isupper() and w.lower() in _MONTHS))  # not "it may rain"
+                         and w.lower() not in asked for w in words))
     return 0.0
