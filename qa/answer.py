@@ -10,7 +10,11 @@ only as "closest matches".
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from qa.dates import MONTH_NAMES, DateWindow
 from qa.retrieve import STOPWORDS, Hit
@@ -26,6 +30,9 @@ _YEAR = re.compile(r"(?:1\d|20)\d\d")
 _MONTHS = frozenset(MONTH_NAMES)
 _WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 _NOT_NAMES = _MONTHS | _WEEKDAYS
+_ASKS_KIND = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s*){1,5})", re.IGNORECASE)
+_GENERIC = frozenset("kind type sort name form part piece".split())  # "what kind of animal" asks for an animal
+KIND_FLOOR = 0.2  # a name's cosine to the asked kind counts only above this (about what unrelated pairs get)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,8 @@ def is_covered(hits: list[Hit], settings: Settings) -> bool:
     return bool(hits) and max(h.relevance for h in hits[:3]) >= settings.min_relevance
 
 
-def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings) -> Answer:
+def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
+                 encode: Callable[[list[str]], np.ndarray] | None = None) -> Answer:
     """Number the hits in order, mark their best sentences and quote the best of the top few.
 
     Args:
@@ -126,6 +134,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         searched: the query that produced ``hits``.
         hits: ranked passages, best first, each with its sentences' scores.
         settings: ``min_relevance`` decides between an answer and "not covered".
+        encode: the encoder's ``encode`` (unit vectors), for the asked-kind evidence of
+            ``answer_sentence``; without it that evidence is left out.
     """
     sources = []
     for n, hit in enumerate(hits, start=1):
@@ -137,7 +147,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    number, span = answer_sentence(sources, settings, question)
+    number, span = answer_sentence(sources, settings, question, encode)
     source = sources[number - 1]
     if span is None:
         quote = source.hit.passage.text
@@ -148,23 +158,122 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources))
 
 
-def answer_sentence(sources: list[Source], settings: Settings,
-                    question: str = "") -> tuple[int, tuple[int, int] | None]:
-    """The source number and span of the sentence the one-line answer quotes: the best among
-    the top ``answer_passages`` passages by cosine, plus ``answer_lexical`` x word coverage,
-    plus ``answer_type`` x ``answer_type_cue`` (``(1, None)``, the whole top passage, when no
-    passage has sentences)."""
-    best, choice = None, (1, None)
+def answer_sentence(sources: list[Source], settings: Settings, question: str = "",
+                    encode: Callable[[list[str]], np.ndarray] | None = None) -> tuple[int, tuple[int, int] | None]:
+    """The source number and span of the sentence the one-line answer quotes (``(1, None)``,
+    the whole top passage, when no passage has sentences).
+
+    Each sentence of the top ``answer_passages`` passages is scored by its cosine, plus
+    ``answer_lexical`` x its coverage of the question's words, plus ``answer_type`` x
+    ``answer_type_cue``, plus two kinds of evidence about the names it holds that the
+    question lacks (``sentence_names``), the answer a reader would look for:
+
+    - ``answer_kind`` x how well its best name fits what a "which X" / "what X" question asks
+      for (the cosine of the name to X above ``KIND_FLOOR``: "Botswana" to "African
+      country"), which needs ``encode``;
+    - ``answer_redundancy`` x how many of all the sources' articles name its most repeated
+      name (0 for one article, 1 for five or more): the answer to a news question is
+      usually reported by more than one story.
+
+    Only sentences that could still win once these are added have their names encoded.
+    See docs/evaluation.md for what each term gives.
+    """
+    asked = {_plain(w) for w in _WORD.findall(question)}
+    common = {w for s in sources for w in _WORD.findall(s.hit.passage.text) if w.islower()}
+    candidates = []  # (base score, source number, span, the sentence's names)
     for source in sources[:settings.answer_passages]:
         hit = source.hit
         coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
         for span, cos, words in zip(hit.passage.sentences, hit.sentence_cosines, coverage):
+            sentence = hit.passage.text[span[0]:span[1]]
             score = cos + settings.answer_lexical * words
             if settings.answer_type and question:
-                score += settings.answer_type * answer_type_cue(question, hit.passage.text[span[0]:span[1]])
-            if best is None or score > best:
-                best, choice = score, (source.number, tuple(span))
-    return choice
+                score += settings.answer_type * answer_type_cue(question, sentence)
+            candidates.append((score, source.number, tuple(span), sentence_names(sentence, asked, common)))
+    if not candidates:
+        return 1, None
+    extra = {}  # span text -> evidence added
+    if settings.answer_redundancy:
+        articles = Counter()
+        names_of = {}
+        for s in sources:
+            text = s.hit.passage.text
+            for a, b in s.hit.passage.sentences or ((0, len(text)),):
+                names_of.setdefault(s.hit.passage.article_id, set()).update(
+                    _plain(w) for name in sentence_names(text[a:b], asked, common) for w in name.split())
+        for names in names_of.values():
+            articles.update(names)
+        for i, (*_, names) in enumerate(candidates):
+            most = max((articles[_plain(w)] for n in names for w in n.split()), default=0)
+            extra[i] = settings.answer_redundancy * (min(most, 5) - 1) / 4 if most > 1 else 0.0
+    kind = asked_kind(question) if settings.answer_kind and encode is not None else None
+    if kind:
+        top = max(c[0] + extra.get(i, 0.0) for i, c in enumerate(candidates))
+        reach = settings.answer_kind * (1 - KIND_FLOOR)  # the most the kind can add
+        names = sorted({n for i, c in enumerate(candidates) if c[0] + extra.get(i, 0.0) + reach > top for n in c[3]})
+        if names:
+            vectors = encode([kind] + names)
+            fit = dict(zip(names, (vectors[1:] @ vectors[0]).tolist()))
+            for i, c in enumerate(candidates):
+                best = max((fit[n] for n in c[3] if n in fit), default=0.0)
+                extra[i] = extra.get(i, 0.0) + settings.answer_kind * max(best - KIND_FLOOR, 0.0)
+    i = max(range(len(candidates)), key=lambda i: (candidates[i][0] + extra.get(i, 0.0), -i))
+    return candidates[i][1], candidates[i][2]
+
+
+def asked_kind(question: str) -> str | None:
+    """What a "which X" / "what X" question asks for: up to four words after "which" or
+    "what", until a stopword (None for other questions).
+
+    >>> asked_kind("The second-largest diamond has been found in which African country?")
+    'African country'
+    >>> asked_kind("What kind of animal is Nessie?")
+    'animal'
+    >>> asked_kind("What did the council say?") is None
+    True
+    """
+    m = _ASKS_KIND.search(question)
+    if not m:
+        return None
+    words = m.group(1).split()
+    if len(words) > 2 and words[0].lower() in _GENERIC and words[1].lower() == "of":
+        words = words[2:]
+    kind = []
+    for w in words[:4]:
+        if w.lower() in STOPWORDS:
+            break
+        kind.append(w)
+    return " ".join(kind) or None
+
+
+def sentence_names(text: str, asked: set[str], common: set[str]) -> list[str]:
+    """The names and numbers in ``text`` that the question lacks: runs of capitalised words
+    or words with digits, none of them a question word (``asked``, as ``_plain`` gives them),
+    a stopword, a month or a weekday. A capitalised first word counts only when it is not
+    also found lower-case nearby (``common``), so "Though" opening a sentence is no name.
+
+    >>> sentence_names("Though small, it was found at Botswana's Karowe mine in 2024.", {"found"}, {"though"})
+    ["Botswana's Karowe", '2024']
+    """
+    names, run = [], []
+    for i, w in enumerate(_WORD.findall(text)):
+        plain = _plain(w)
+        named = plain not in asked and plain not in STOPWORDS and plain not in _NOT_NAMES and (
+            (w[:1].isupper() and (i > 0 or plain not in common)) or any(c.isdigit() for c in w))
+        if named:
+            run.append(w)
+        elif run:
+            names.append(" ".join(run))
+            run = []
+    if run:
+        names.append(" ".join(run))
+    return names
+
+
+def _plain(word: str) -> str:
+    """Lower case, without a possessive 's."""
+    word = word.lower()
+    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def answer_type_cue(question: str, sentence: str) -> float:

@@ -53,7 +53,7 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         latest = read_dates and wants_latest(question)
         newest = retriever.index.store.newest_date(filters) if latest else None
         hits = retriever.search(searched, k=k, filters=filters, focus=question, as_of=newest or as_of)
-        answer = build_answer(question, searched, hits, retriever.settings)
+        answer = _answer(retriever, question, searched, hits)
         cited = max((s.hit.passage.date for s in answer.sources if s.hit.passage.date), default=None)
         stale = dt.date.fromisoformat(as_of) - dt.timedelta(days=retriever.settings.recency_days)
         if latest and cited and cited < stale.isoformat():
@@ -67,22 +67,26 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         newest = retriever.index.store.newest_date(filters)
         if newest is None:
             notes.append(f"No indexed article carries a date, so “{window.phrase}” could not narrow the search.")
-            return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
+            return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
         moved = counted_back(window, dt.date.fromisoformat(newest))
         within = _search_in(retriever, searched, question, k, filters, moved, as_of) if moved else []
         if not within:
             notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”); the newest article is from "
                          f"{newest}. These are the best matches from any date.")
-            return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
+            return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
         notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”). The newest article is from "
                      f"{newest}, so this searched the same window counted back from it: {moved.label}.")
         window = moved
     if _best(within) < _best(everywhere) - retriever.settings.window_margin:
         notes.append(f"Articles from {window.label} (“{window.phrase}”) match this less well than older ones, "
                      f"so these are the best matches from any date.")
-        return replace(build_answer(question, searched, everywhere, retriever.settings), notes=tuple(notes))
-    answer = build_answer(question, searched, within, retriever.settings)
+        return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
+    answer = _answer(retriever, question, searched, within)
     return replace(answer, window=window, notes=tuple(notes))
+
+
+def _answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
+    return build_answer(question, searched, hits, retriever.settings, retriever.encoder.encode)
 
 
 def _best(hits) -> float:

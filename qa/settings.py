@@ -42,6 +42,10 @@ class Settings:
             coverage of the question's words (see docs/evaluation.md).
         answer_type: plus this times ``qa.answer.answer_type_cue`` (1 or 0): for "who", a
             name of two or more words the question lacks; for "when", a year or a month.
+        answer_kind: plus this times how well the sentence's best name fits what a "which X"
+            question asks for (its cosine to X above 0.2: ``qa.answer.answer_sentence``).
+        answer_redundancy: plus this times how many of the answer's articles (up to five)
+            name the sentence's most repeated name the question lacks.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -77,6 +81,8 @@ class Settings:
     answer_passages: int = 3
     answer_lexical: float = 0.8
     answer_type: float = 0.1
+    answer_kind: float = 0.2
+    answer_redundancy: float = 0.05
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_relevance: float = 0.3

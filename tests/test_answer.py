@@ -1,7 +1,12 @@
 """The one-line answer and the highlights, on hand-made hits."""
 
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
 from embeddings.store import StoredPassage
-from qa.answer import NOT_COVERED, build_answer
+from qa.answer import NOT_COVERED, asked_kind, build_answer, sentence_names
 from qa.retrieve import Hit
 from qa.settings import Settings
 
@@ -42,3 +47,67 @@ def test_weak_evidence_is_not_covered():
     weak = hit(3, ["Nothing relevant."], [0.1], [0.0], 0.2)
     answer = build_answer("q", "q", [weak], Settings())
     assert not answer.covered and answer.text == NOT_COVERED and answer.sources
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("The second-largest diamond has been found in which African country?", "African country"),
+    ("Which suspended Conservative Party MP defected to Reform UK?", "suspended Conservative Party MP"),
+    ("What kind of animal is Nessie?", "animal"),
+    ("Mayor Eric Adams was indicted this week. Which city does he serve?", "city"),
+    ("What did the council say?", None),   # "did" is a stopword: no kind asked
+    ("Who leads the council?", None),
+    ("what's new?", None),
+])
+def test_asked_kind_reads_what_a_which_question_asks_for(question, kind):
+    assert asked_kind(question) == kind
+
+
+def test_sentence_names_are_the_names_and_numbers_the_question_lacks():
+    asked = {"diamond", "lucara"}
+    text = "Though rare, Lucara's 2,492-carat diamond came from Botswana's Karowe mine on Monday."
+    assert sentence_names(text, asked, common={"though"}) == ["2 492-carat", "Botswana's Karowe"]
+    # a capitalised first word counts as a name when it is not a common word nearby
+    assert sentence_names("Ford will cut its schemes.", set(), common={"will"}) == ["Ford"]
+    assert sentence_names("Ford will cut its schemes.", set(), common={"ford"}) == []
+
+
+def kind_encoder(fits: dict[str, str]):
+    """A fake ``encode``: texts mapped to the same key get the same unit vector, every
+    other text one of its own; it records what it was asked to encode."""
+    seen = []
+    keys = {}
+
+    def encode(texts):
+        seen.extend(texts)
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, keys.setdefault(fits.get(t, t), len(keys))] = 1.0
+        return out
+    return encode, seen
+
+
+DIAMOND = hit(4, ["Lucara Diamond said the stone was the second-largest found.",
+                  "It was unearthed at Botswana's Karowe mine.",
+                  "Shares of the firm rose."],
+              [0.55, 0.50, 0.10], [0.5, 0.5, 0.0], 0.9)
+QUESTION = "The second-largest diamond has been found in which African country?"
+
+
+def test_a_name_that_fits_the_asked_kind_wins_the_answer_line():
+    encode, seen = kind_encoder({"Botswana's Karowe": "African country"})
+    assert build_answer(QUESTION, QUESTION, [DIAMOND], Settings()).text.startswith("“Lucara")  # without the encoder
+    answer = build_answer(QUESTION, QUESTION, [DIAMOND], Settings(), encode)
+    assert answer.text == "“It was unearthed at Botswana's Karowe mine.” [1]"
+    assert seen[0] == "African country"
+    assert "Shares" not in seen  # 0.45 below the best: no name of it could win, so none is encoded
+    assert build_answer(QUESTION, QUESTION, [DIAMOND], Settings(answer_kind=0), encode).text.startswith("“Lucara")
+
+
+def test_a_name_several_articles_report_wins_between_close_sentences():
+    first = hit(5, ["Officials named Smith as the new head.", "Jones was also considered."],
+                [0.50, 0.49], [0.5, 0.5], 0.9)
+    others = [hit(6 + i, [f"Jones took office in story {i}."], [0.3], [0.2], 0.5) for i in range(3)]
+    settings = Settings(answer_passages=1)
+    assert build_answer("Who is the head?", "q", [first, *others], replace(settings, answer_redundancy=0)
+                        ).text.startswith("“Officials")
+    assert build_answer("Who is the head?", "q", [first, *others], settings).text.startswith("“Jones")
