@@ -180,7 +180,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     """
     asked = {_plain(w) for w in _WORD.findall(question)}
     common = {w for s in sources for w in _WORD.findall(s.hit.passage.text) if w.islower()}
-    candidates = []  # (base score, source number, span, the sentence's names)
+    where, names, scores = [], [], []  # per candidate sentence: (source number, span), its names, its score
     for source in sources[:settings.answer_passages]:
         hit = source.hit
         coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
@@ -189,36 +189,50 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
             score = cos + settings.answer_lexical * words
             if settings.answer_type and question:
                 score += settings.answer_type * answer_type_cue(question, sentence)
-            candidates.append((score, source.number, tuple(span), sentence_names(sentence, asked, common)))
-    if not candidates:
+            where.append((source.number, tuple(span)))
+            names.append(sentence_names(sentence, asked, common))
+            scores.append(score)
+    if not scores:
         return 1, None
-    extra = {}  # span text -> evidence added
+    scores = np.array(scores)
     if settings.answer_redundancy:
-        articles = Counter()
-        names_of = {}
-        for s in sources:
-            text = s.hit.passage.text
-            for a, b in s.hit.passage.sentences or ((0, len(text)),):
-                names_of.setdefault(s.hit.passage.article_id, set()).update(
-                    _plain(w) for name in sentence_names(text[a:b], asked, common) for w in name.split())
-        for names in names_of.values():
-            articles.update(names)
-        for i, (*_, names) in enumerate(candidates):
-            most = max((articles[_plain(w)] for n in names for w in n.split()), default=0)
-            extra[i] = settings.answer_redundancy * (min(most, 5) - 1) / 4 if most > 1 else 0.0
+        scores += settings.answer_redundancy * _redundancy(names, sources, asked, common)
     kind = asked_kind(question) if settings.answer_kind and encode is not None else None
     if kind:
-        top = max(c[0] + extra.get(i, 0.0) for i, c in enumerate(candidates))
-        reach = settings.answer_kind * (1 - KIND_FLOOR)  # the most the kind can add
-        names = sorted({n for i, c in enumerate(candidates) if c[0] + extra.get(i, 0.0) + reach > top for n in c[3]})
-        if names:
-            vectors = encode([kind] + names)
-            fit = dict(zip(names, (vectors[1:] @ vectors[0]).tolist()))
-            for i, c in enumerate(candidates):
-                best = max((fit[n] for n in c[3] if n in fit), default=0.0)
-                extra[i] = extra.get(i, 0.0) + settings.answer_kind * max(best - KIND_FLOOR, 0.0)
-    i = max(range(len(candidates)), key=lambda i: (candidates[i][0] + extra.get(i, 0.0), -i))
-    return candidates[i][1], candidates[i][2]
+        # only a sentence within reach of the best can still win: encode no other's names
+        reach = scores > scores.max() - settings.answer_kind * (1 - KIND_FLOOR)
+        scores += settings.answer_kind * _kind_fit(kind, names, reach, encode)
+    return where[int(np.argmax(scores))]  # the first of equals
+
+
+def _redundancy(names: list[list[str]], sources: list[Source], asked: set[str], common: set[str]) -> np.ndarray:
+    """Per candidate sentence: how many of the sources' articles name its most repeated
+    name word, as 0 (one article) to 1 (five or more)."""
+    words_of = {}  # article id -> the name words of its passages here
+    for s in sources:
+        text = s.hit.passage.text
+        for a, b in s.hit.passage.sentences or ((0, len(text)),):
+            words_of.setdefault(s.hit.passage.article_id, set()).update(
+                _plain(w) for name in sentence_names(text[a:b], asked, common) for w in name.split())
+    articles = Counter(w for words in words_of.values() for w in words)
+    most = np.array([max((articles[_plain(w)] for n in ns for w in n.split()), default=0) for ns in names])
+    return np.where(most > 1, (np.minimum(most, 5) - 1) / 4, 0.0)
+
+
+def _kind_fit(kind: str, names: list[list[str]], reach: np.ndarray,
+              encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Per candidate sentence within ``reach``: its best name's cosine to ``kind`` above
+    ``KIND_FLOOR`` (0 for the others), from one batch through ``encode``."""
+    fit = np.zeros(len(names))
+    unique = sorted({n for ns, r in zip(names, reach) if r for n in ns})
+    if not unique:
+        return fit
+    vectors = encode([kind] + unique)
+    cosine = dict(zip(unique, (vectors[1:] @ vectors[0]).tolist()))
+    for i, ns in enumerate(names):
+        if reach[i] and ns:
+            fit[i] = max(max(cosine[n] for n in ns) - KIND_FLOOR, 0.0)
+    return fit
 
 
 def asked_kind(question: str) -> str | None:
