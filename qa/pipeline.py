@@ -86,7 +86,8 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
 
 
 def _answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
-    return build_answer(question, searched, hits, retriever.settings, retriever.encoder.encode)
+    return build_answer(question, searched, hits, retriever.settings, retriever.encoder.encode,
+                        retriever.query_terms(question))
 
 
 def _best(hits) -> float:

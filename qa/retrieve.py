@@ -96,17 +96,24 @@ class QueryTerms:
         """Per ``(start, end)`` span of ``text``: the weighted share of the words it holds."""
         out = np.zeros(len(spans))
         total = float(self.weights.sum())
-        if self.pattern is None or not len(spans) or total <= 0:
+        if total <= 0:
             return out
-        starts = np.array([a for a, _ in spans])
+        for n, words in enumerate(self.found(text, spans)):
+            out[n] = sum(self.weights[w] for w in words) / total
+        return out
+
+    def found(self, text: str, spans) -> list[set[int]]:
+        """Per ``(start, end)`` span of ``text``: which of the words (their positions in
+        ``prefixes``) it holds."""
         found = [set() for _ in spans]
+        if self.pattern is None or not len(spans):
+            return found
+        starts = np.array([a for a, _ in spans])
         for m in self.pattern.finditer(text):
             n = int(np.searchsorted(starts, m.start(), side="right")) - 1
             if n >= 0 and m.start() < spans[n][1]:
                 found[n].add(self.order[m.lastindex - 1])
-        for n, words in enumerate(found):
-            out[n] = sum(self.weights[w] for w in words) / total
-        return out
+        return found
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ class Settings:
             coverage of the question's words (see docs/evaluation.md).
         answer_type: plus this times ``qa.answer.answer_type_cue`` (1 or 0): for "who", a
             name of two or more words the question lacks; for "when", a year or a month.
+        answer_distinct: the share of ``answer_lexical``'s word weight given to the question
+            words that few of the candidate sentences hold (``qa.answer.distinctive_coverage``;
+            0 reads each word's IDF alone).
         answer_kind: plus this times how well the sentence's best name fits what a "which X"
             question asks for (its cosine to X above 0.2: ``qa.answer.answer_sentence``).
         answer_redundancy: plus this times how many of the answer's articles (up to five)
@@ -79,7 +82,8 @@ class Settings:
     recency: float = 0.3
     recency_days: float = 30.0
     answer_passages: int = 3
-    answer_lexical: float = 0.8
+    answer_lexical: float = 1.2
+    answer_distinct: float = 0.5
     answer_type: float = 0.1
     answer_kind: float = 0.2
     answer_redundancy: float = 0.05

@@ -479,4 +479,9 @@ def test_a_snapshot_filters_passages_in_memory_exactly_as_sql_does(corpus, index
         in_memory = snapshot.passage_ids(Filters(**filters))
         assert in_memory.dtype == np.int64 and in_memory.tolist() == by_sql.tolist() == sorted(by_sql.tolist())
         found = {Path(p.path).stem for p in snapshot.passages(in_memory.tolist()).values()}
+        # BM25 under the filter: SQL joins each match to its article, a snapshot filters in memory
+        match = '"ferry" OR "library" OR "note" OR "forces" OR "the"'
+        by_sql = live.lexical_search(match, 50, Filters(**filters))
+        assert snapshot.lexical_search(match, 50, Filters(**filters)) == by_sql
+        assert {i for i, _ in by_sql} == set(in_memory.tolist())  # every passage here holds a word
     assert found == expected
