@@ -191,9 +191,8 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     for source in sources[:settings.answer_passages]:
         hit = source.hit
         coverage = hit.sentence_coverage or (0.0,) * len(hit.sentence_cosines)
-        if terms is not None:
-            found += terms.found(hit.passage.text, hit.passage.sentences)
-        for span, cos, words in zip(hit.passage.sentences, hit.sentence_cosines, coverage):
+        holds = terms.found(hit.passage.text, hit.passage.sentences) if terms is not None else None
+        for n, (span, cos, words) in enumerate(zip(hit.passage.sentences, hit.sentence_cosines, coverage)):
             sentence = hit.passage.text[span[0]:span[1]]
             score = cos
             if settings.answer_type and question:
@@ -202,6 +201,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
             names.append(sentence_names(sentence, asked, common))
             scores.append(score)
             stored.append(words)
+            found.append(holds[n] if holds is not None else set())
     if not scores:
         return 1, None
     distinct = terms is not None and settings.answer_distinct and float(terms.weights.sum()) > 0
