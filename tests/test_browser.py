@@ -44,6 +44,16 @@ def ask(page, question):
     box.press("Enter")
 
 
+def ask_after(page, question):
+    """Ask, and return the reply once it is on the page: the last reply on the page may still
+    be the one before, and a question typed while it is answered would be lost."""
+    replies = page.locator("#chat .bot-row")
+    before = replies.count()
+    ask(page, question)
+    expect(replies).to_have_count(before + 1, timeout=60_000)
+    return replies.last
+
+
 def ask_and_open_sources(page, question, answered, shown):
     """Ask, wait for an answer holding ``answered``, open every source, wait until ``shown``
     is on the page; the chat's locator and its text."""
@@ -242,8 +252,7 @@ def test_an_answer_shows_its_date_chip_and_the_other_outlets_of_a_story(browser,
         since, until = page.get_by_role("textbox", name="From date"), page.get_by_role("textbox", name="To date")
         expect(since).to_have_value("2018-05-01")
         expect(until).to_have_value("2018-05-07")
-        ask(page, "Who leads it?")
-        latest = chat.locator(".bot-row").last
+        latest = ask_after(page, "Who leads it?")
         expect(latest.locator(".date-chip")).to_contain_text("searching 2018-05-01 – 2018-05-07", timeout=60_000)
         # a question naming other dates replaces them
         ask(page, "Who is Ahmed Abu Khawla, as profiled on 2018-05-07?")  # the profile is the best match anyway
