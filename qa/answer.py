@@ -186,6 +186,10 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     """
     asked = {_plain(w) for w in _WORD.findall(question)}
     common = {w for s in sources for w in _WORD.findall(s.hit.passage.text) if w.islower()}
+    named = sources if settings.answer_redundancy else sources[:settings.answer_passages]
+    names_of = {s.number: [sentence_names(s.hit.passage.text[a:b], asked, common)  # per sentence, once
+                           for a, b in s.hit.passage.sentences or ((0, len(s.hit.passage.text)),)]
+                for s in named}
     where, names, scores = [], [], []  # per candidate sentence: (source number, span), its names, its score
     stored, found = [], []  # per candidate sentence: its stored coverage, the question words it holds
     for source in sources[:settings.answer_passages]:
@@ -198,7 +202,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
             if settings.answer_type and question:
                 score += settings.answer_type * answer_type_cue(question, sentence)
             where.append((source.number, tuple(span)))
-            names.append(sentence_names(sentence, asked, common))
+            names.append(names_of[source.number][n])
             scores.append(score)
             stored.append(words)
             found.append(holds[n] if holds is not None else set())
@@ -208,7 +212,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     coverage = distinctive_coverage(found, terms.weights, settings.answer_distinct) if distinct else np.array(stored)
     scores = np.array(scores) + settings.answer_lexical * coverage
     if settings.answer_redundancy:
-        scores += settings.answer_redundancy * _redundancy(names, sources, asked, common)
+        scores += settings.answer_redundancy * _redundancy(names, sources, names_of)
     kind = asked_kind(question) if settings.answer_kind and encode is not None else None
     if kind:
         # only a sentence within reach of the best can still win: encode no other's names
@@ -238,15 +242,14 @@ def distinctive_coverage(found: list[set[int]], idf: np.ndarray, distinct: float
     return np.array([weight[list(words)].sum() for words in found])
 
 
-def _redundancy(names: list[list[str]], sources: list[Source], asked: set[str], common: set[str]) -> np.ndarray:
+def _redundancy(names: list[list[str]], sources: list[Source], names_of: dict[int, list[list[str]]]) -> np.ndarray:
     """Per candidate sentence: how many of the sources' articles name its most repeated
-    name word, as 0 (one article) to 1 (five or more)."""
+    name word, as 0 (one article) to 1 (five or more). ``names_of``: per source number, the
+    names of each of its sentences."""
     words_of = {}  # article id -> the name words of its passages here
     for s in sources:
-        text = s.hit.passage.text
-        for a, b in s.hit.passage.sentences or ((0, len(text)),):
-            words_of.setdefault(s.hit.passage.article_id, set()).update(
-                _plain(w) for name in sentence_names(text[a:b], asked, common) for w in name.split())
+        words_of.setdefault(s.hit.passage.article_id, set()).update(
+            _plain(w) for sentence in names_of[s.number] for name in sentence for w in name.split())
     articles = Counter(w for words in words_of.values() for w in words)
     most = np.array([max((articles[_plain(w)] for n in ns for w in n.split()), default=0) for ns in names])
     return np.where(most > 1, (np.minimum(most, 5) - 1) / 4, 0.0)
