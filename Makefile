@@ -44,7 +44,7 @@ index: install
 	$(QA) --index-dir $(INDEX) index --rebuild-if-stale seeds/
 
 eval: install
-	$(QA) eval squad ../shared/data/squad-v1.1-dev-half-a.json --method all --json docs/eval/squad-half-a.json
+	$(QA) eval squad ../shared/data/squad-v1.1-dev-half-a.json --method all --off-topic tests/data/off_topic.json --json docs/eval/squad-half-a.json
 
 bench: install
 	$(PY) -m tests.bench

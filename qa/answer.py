@@ -2,7 +2,7 @@
 
 Nothing here is generated: the one-line answer quotes the best sentence of the top few passages,
 and each source shows its passage with the sentence(s) that best answer the question marked
-by offsets into the passage. When the best evidence is below ``Settings.min_relevance`` the
+by offsets into the passage. When the best evidence is below ``Settings.min_evidence`` the
 answer says the articles don't seem to cover the question and shows the nearest passages
 only as "closest matches".
 """
@@ -121,8 +121,9 @@ class Answer:
 
 
 def is_covered(hits: list[Hit], settings: Settings) -> bool:
-    """True when the best hit is relevant enough to be called an answer."""
-    return bool(hits) and max(h.relevance for h in hits[:3]) >= settings.min_relevance
+    """True when one of the top three hits has a sentence good enough to be called an answer
+    (``Hit.evidence`` at least ``settings.min_evidence``)."""
+    return bool(hits) and max(h.evidence for h in hits[:3]) >= settings.min_evidence
 
 
 def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
@@ -134,7 +135,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         question: as the user typed it.
         searched: the query that produced ``hits``.
         hits: ranked passages, best first, each with its sentences' scores.
-        settings: ``min_relevance`` decides between an answer and "not covered".
+        settings: ``min_evidence`` decides between an answer and "not covered".
         encode: the encoder's ``encode`` (unit vectors), for the asked-kind evidence of
             ``answer_sentence``; without it that evidence is left out.
         terms: the question's words in this index (``Retriever.query_terms``), for the
@@ -145,7 +146,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     for n, hit in enumerate(hits, start=1):
         scored = list(zip(hit.passage.sentences, hit.sentences))
         best = max((s for _, s in scored), default=0.0)
-        floor = max(best - HIGHLIGHT_MARGIN, min(best, settings.min_relevance))
+        floor = max(best - HIGHLIGHT_MARGIN, min(best, settings.min_evidence))
         marked = tuple(span for span, s in scored if s >= floor)
         sources.append(Source(n, hit, marked))
     covered = is_covered(hits, settings)

@@ -188,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep the evaluation's index here (a second run re-encodes nothing); default: temporary")
     p.add_argument("--method", choices=["lexical", "dense", "rrf", "hybrid", "all"], default="all")
     p.add_argument("--limit", type=int, default=None, help="evenly spread subset of N questions")
+    p.add_argument("--off-topic", type=Path, default=None, metavar="FILE",
+                   help="also ask this SQuAD-format file's questions (about other articles) and report "
+                        "how many the \"not covered\" rule refuses")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the report here, and a recall@k plot beside it (.png)")
     p.add_argument("--cross-validate", action="store_true",
@@ -524,7 +527,7 @@ def cmd_serve(args, settings: Settings) -> int:
 def cmd_eval(args, settings: Settings) -> int:
     from qa.evaluate import METHODS, evaluate_squad, format_table, save_report
 
-    missing = [p for p in args.path if not p.exists()]
+    missing = [p for p in args.path + ([args.off_topic] if args.off_topic else []) if not p.exists()]
     if missing:
         print(f"qa eval: {missing[0]}: no such file", file=sys.stderr)
         return 2
@@ -544,7 +547,7 @@ def cmd_eval(args, settings: Settings) -> int:
         return 2
     methods = METHODS if args.method == "all" else (args.method,)
     report = evaluate_squad(args.path[0], settings, encoder_for(settings), methods, args.limit,
-                            progress=sys.stderr.isatty(), work_dir=args.work_dir)
+                            progress=sys.stderr.isatty(), work_dir=args.work_dir, off_topic=args.off_topic)
     print(format_table(report))
     if args.json:
         plot = save_report(report, args.json)

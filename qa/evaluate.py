@@ -13,7 +13,10 @@ cannot be found:
 * MRR@10: 1 / rank of the first passage containing a gold answer (0 beyond 10);
 * answer line: the share of questions whose one-line answer (what the user reads first)
   contains a gold answer;
-* not covered: the share of these answerable questions the "not covered" rule would refuse.
+* not covered: the share of these answerable questions the "not covered" rule would refuse;
+* off-topic refused (``off_topic``: questions written about other articles, asked of this
+  index): the share the rule refuses, which it should; a question whose answer one of its
+  top three passages holds anyway is left out of it.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
     from tqdm import tqdm
 
     first_hit = []  # rank (1-based) of the first passage holding an answer, or None
-    relevance = []  # the evidence the "not covered" rule looks at, per question
+    evidence = []  # what the "not covered" rule reads, per question
     refused = answered = 0
     seconds = 0.0
     for q in tqdm(questions, desc=f"{method:>8}", disable=not progress, leave=False):
@@ -163,22 +166,50 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
                               retriever.encoder.encode, retriever.query_terms(q.text))
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
-            relevance.append(max((h.relevance for h in hits[:3]), default=0.0))
+            evidence.append(max((h.evidence for h in hits[:3]), default=0.0))
             refused += not is_covered(hits, retriever.settings)
     n = len(questions)
     recall = {k: sum(1 for r in first_hit if r is not None and r <= k) / n for k in KS}
     mrr = sum(1 / r for r in first_hit if r is not None and r <= 10) / n
     return {"method": method, "questions": n, "recall": recall, "mrr10": mrr, "answer_line": answered / n,
             "not_covered": refused / n if method == "hybrid" else None,
-            "relevance_percentiles": ({p: float(np.percentile(relevance, p)) for p in (1, 2, 5, 50)}
-                                      if relevance else None),
+            "evidence_percentiles": ({p: float(np.percentile(evidence, p)) for p in (1, 2, 5, 50)}
+                                     if evidence else None),
             "seconds": seconds, "ms_per_question": 1000 * seconds / n, "ranks": first_hit}
 
 
+def off_topic_refusal(retriever: Retriever, questions: list[Question], progress: bool = True) -> dict:
+    """Ask questions written about other articles (none of them indexed here) the way the app
+    does (the default method, any date) and count how many the "not covered" rule refuses.
+    A question whose gold answer one of its top three passages holds is left out: this index
+    answers it by chance ("Who won?" and "France").
+    """
+    from tqdm import tqdm
+
+    considered = refused = 0
+    evidence = []
+    for q in tqdm(questions, desc="off-topic", disable=not progress, leave=False):
+        hits = retriever.search(q.text)
+        golds = [normalize_answer(a) for a in q.answers]
+        if any(contains_answer(h.passage.text, golds) for h in hits[:3]):
+            continue
+        considered += 1
+        refused += not is_covered(hits, retriever.settings)
+        evidence.append(max((h.evidence for h in hits[:3]), default=0.0))
+    return {"questions": len(questions), "considered": considered,
+            "refused": refused / considered if considered else None,
+            "evidence_percentiles": ({p: float(np.percentile(evidence, p)) for p in (50, 90, 95, 99)}
+                                     if evidence else None)}
+
+
 def evaluate_squad(path: Path, settings: Settings, encoder: Encoder, methods=METHODS,
-                   limit: int | None = None, progress: bool = True, work_dir: Path | None = None) -> dict:
-    """Index ``path`` (in ``work_dir``, else a temporary folder) and score each method."""
+                   limit: int | None = None, progress: bool = True, work_dir: Path | None = None,
+                   off_topic: Path | None = None) -> dict:
+    """Index ``path`` (in ``work_dir``, else a temporary folder) and score each method; with
+    ``off_topic`` (a SQuAD-format file about other articles), also how many of its questions
+    the "not covered" rule refuses here (``off_topic_refusal``)."""
     lines, questions = load_squad(path, limit)
+    strangers = load_squad(off_topic)[1] if off_topic is not None else None
     with _workdir(work_dir) as tmp:
         started = time.perf_counter()
         index, settings = build_index(lines, settings, encoder, tmp, progress)
@@ -186,12 +217,16 @@ def evaluate_squad(path: Path, settings: Settings, encoder: Encoder, methods=MET
         try:
             retriever = Retriever(index, encoder, settings)
             results = [score_method(retriever, questions, m, progress) for m in methods]
+            refusal = off_topic_refusal(retriever, strangers, progress) if strangers is not None else None
             passages = index.store.counts()["passages"]
         finally:
             index.close()
-    return {"dataset": str(path), "articles": len(lines), "passages": passages,
-            "questions": len(questions), "index_seconds": build_seconds,
-            "settings": _settings_dict(settings), "results": results}
+    report = {"dataset": str(path), "articles": len(lines), "passages": passages,
+              "questions": len(questions), "index_seconds": build_seconds,
+              "settings": _settings_dict(settings), "results": results}
+    if refusal is not None:
+        report["off_topic"] = {"dataset": str(off_topic), **refusal}
+    return report
 
 
 def format_table(report: dict) -> str:
@@ -207,6 +242,11 @@ def format_table(report: dict) -> str:
                      f"{r['ms_per_question']:>6.1f}")
     lines.append("answer: share of questions whose one-line answer holds a gold answer; "
                  "ms/q: search time per question (no cache: every question costs the same)")
+    off = report.get("off_topic")
+    if off:
+        refused = f"{off['refused']:.3f}" if off["refused"] is not None else "-"
+        lines.append(f"off-topic ({Path(off['dataset']).name}): {refused} refused of {off['considered']} questions "
+                     f"({off['questions'] - off['considered']} left out: a top-3 passage holds their answer)")
     return "\n".join(lines)
 
 

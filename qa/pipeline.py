@@ -91,7 +91,7 @@ def _answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
 
 
 def _best(hits) -> float:
-    """The evidence "not covered" reads: the best relevance among the top three."""
+    """What a date window is judged by: the best relevance among the top three."""
     return max((h.relevance for h in hits[:3]), default=0.0)
 
 

@@ -76,9 +76,18 @@ class Hit:
 
     @property
     def relevance(self) -> float:
-        """The semantic evidence that the passage answers the query, which the "not covered"
-        rule reads: its best sentence's cosine (the passage's cosine if it has none)."""
+        """The semantic evidence that the passage answers the query, which a date window
+        named in the question is judged by: its best sentence's cosine (the passage's cosine
+        if it has none)."""
         return max(self.sentence_cosines) if self.sentence_cosines else self.dense
+
+    @property
+    def evidence(self) -> float:
+        """What the "not covered" rule reads: its best sentence's score (``sentences``: the
+        cosine plus the weighted share of the question's words it holds; the passage's
+        cosine if it has none). A question whose words the articles lack scores low even
+        where a sentence is loosely about the same thing (docs/evaluation.md)."""
+        return max(self.sentences) if self.sentences else self.dense
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,9 @@ class Settings:
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
             a question costs the same in a large archive as in a small one. None reads all.
-        min_relevance: below this relevance the reply is "not covered" (see docs/evaluation.md).
+        min_evidence: when no sentence of the top three passages scores this much (its cosine
+            plus ``sentence_lexical`` times its coverage of the question's words), the reply
+            is "not covered" (chosen on answerable and off-topic questions: docs/evaluation.md).
         window_margin: a date window named in the question ("last week") is searched alone
             when its best passage is within this relevance of the best from any date;
             otherwise the answer comes from any date and says so (``qa.pipeline.ask``).
@@ -89,7 +91,7 @@ class Settings:
     answer_redundancy: float = 0.05
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
-    min_relevance: float = 0.3
+    min_evidence: float = 0.45
     window_margin: float = 0.05
     uploads_dir: Path = Path("uploads")
     web_dir: Path = Path("web")

@@ -9,6 +9,8 @@ from qa.evaluate import contains_answer, evaluate_squad, format_table, load_squa
 from qa.settings import Settings
 from tests.conftest import ROOT, SQUAD
 
+OFF_TOPIC = ROOT / "tests" / "data" / "off_topic.json"  # 40 hand-written questions no SQuAD article answers
+
 TINY = {"data": [
     {"title": "Ferry_service", "paragraphs": [
         {"context": "The island ferry resumed service on Thursday after a strike by the crew.",
@@ -50,11 +52,29 @@ def test_answer_line_accuracy_counts_what_the_one_line_answer_quotes(tmp_path, f
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(tiny))
     # (the fake encoder's cosines are too low for "covered": take the threshold out)
-    report = evaluate_squad(path, Settings(min_relevance=0.0), fake_encoder, methods=("lexical",), progress=False)
+    report = evaluate_squad(path, Settings(min_evidence=0.0), fake_encoder, methods=("lexical",), progress=False)
     lexical = report["results"][0]
     assert lexical["recall"][5] == 1.0
     assert lexical["answer_line"] == 2 / 3
     assert "answer" in format_table(report)
+
+
+def test_off_topic_questions_count_as_refused_only_when_not_covered(tmp_path, fake_encoder):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    strangers = {"data": [{"title": "Elsewhere", "paragraphs": [{"context": "", "qas": [
+        {"id": "a", "question": "How do I bake sourdough bread?", "answers": []},  # no word indexed: refused
+        {"id": "b", "question": "What did the island ferry crew strike over?", "answers": []},  # looks covered
+        {"id": "c", "question": "When did the ferry resume service?", "answers": [{"text": "Thursday"}]},  # answered here
+    ]}]}]}
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps(strangers))
+    report = evaluate_squad(path, Settings(), fake_encoder, methods=("lexical",), progress=False, off_topic=off)
+    assert report["off_topic"]["questions"] == 3
+    assert report["off_topic"]["considered"] == 2, "a question a top-3 passage answers is left out"
+    assert report["off_topic"]["refused"] == 0.5
+    assert "off-topic (off.json): 0.500 refused of 2 questions (1 left out" in format_table(report)
+    assert "off_topic" not in evaluate_squad(path, Settings(), fake_encoder, methods=("lexical",), progress=False)
 
 
 def test_a_question_is_asked_as_of_its_date(tmp_path, fake_encoder):
@@ -103,16 +123,18 @@ def test_harness_end_to_end_with_fake_encoder(tmp_path, fake_encoder):
 
 def recorded_guard():
     text = (ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
-    m = re.search(r"regression guard: ansR@5 = ([0-9.]+), MRR@10 = ([0-9.]+), answer line = ([0-9.]+)", text)
+    m = re.search(r"regression guard: ansR@5 = ([0-9.]+), MRR@10 = ([0-9.]+), answer line = ([0-9.]+), "
+                  r"off-topic refused = ([0-9.]+)", text)
     assert m, "docs/evaluation.md must record the 300-question figures"
-    return float(m.group(1)), float(m.group(2)), float(m.group(3))
+    return tuple(float(g) for g in m.groups())
 
 
 @pytest.mark.model
 @pytest.mark.skipif(not SQUAD.exists(), reason="needs ../shared/data beside the checkout")
 def test_regression_guard_on_300_squad_questions(real_encoder):
-    r5, mrr, answer_line = recorded_guard()
-    report = evaluate_squad(SQUAD, Settings(), real_encoder, methods=("hybrid",), limit=300, progress=False)
+    r5, mrr, answer_line, off_topic = recorded_guard()
+    report = evaluate_squad(SQUAD, Settings(), real_encoder, methods=("hybrid",), limit=300, progress=False,
+                            off_topic=OFF_TOPIC)
     hybrid = report["results"][0]
     print(format_table(report))
     assert hybrid["recall"][5] >= r5 - 0.02, f"ansR@5 fell to {hybrid['recall'][5]:.3f} (recorded {r5})"
@@ -120,3 +142,5 @@ def test_regression_guard_on_300_squad_questions(real_encoder):
     assert hybrid["answer_line"] >= answer_line - 0.03, \
         f"answer-line accuracy fell to {hybrid['answer_line']:.3f} (recorded {answer_line})"
     assert hybrid["not_covered"] <= 0.02
+    refused = report["off_topic"]["refused"]
+    assert refused >= off_topic - 0.1, f"off-topic questions refused fell to {refused:.3f} (recorded {off_topic})"

@@ -26,7 +26,7 @@ def retriever(tmp_path, index_settings, fake_encoder):
                                           encoding="utf-8")
     update_index([folder], index_settings, fake_encoder)
     index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
-    yield Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    yield Retriever(index, fake_encoder, Settings(index=index_settings, min_evidence=-1.0))
     index.close()
 
 
@@ -69,7 +69,7 @@ def test_a_window_that_matches_less_well_than_older_articles_is_not_imposed(tmp_
                                         "opened a new wing with a reading room for children.\n", encoding="utf-8")
     update_index([folder], index_settings, fake_encoder)
     index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
-    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_evidence=-1.0))
     answer = ask(retriever, "What did the harbour board decide about the ferry timetable yesterday?",
                  as_of="2018-05-03")
     assert answer.window is None and answer.sources[0].hit.passage.title == "Ferry timetable"
@@ -86,7 +86,7 @@ def test_an_undated_collection_ignores_dates_in_questions_and_says_so(corpus, in
                                        encoding="utf-8")
     update_index([folder], index_settings, fake_encoder)
     index = open_index(index_settings, fake_encoder.identity, fake_encoder.dimension)
-    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_relevance=-1.0))
+    retriever = Retriever(index, fake_encoder, Settings(index=index_settings, min_evidence=-1.0))
     answer = ask(retriever, "What did the library wing cost in 2018?", as_of="2026-11-25")
     assert answer.sources and answer.notes == (
         "No indexed article carries a date, so “in 2018” could not narrow the search.",)
