@@ -120,10 +120,15 @@ class Answer:
         }
 
 
+def best_evidence(hits: list[Hit]) -> float:
+    """What the "not covered" rule reads: the best ``Hit.evidence`` among the top three."""
+    return max((h.evidence for h in hits[:3]), default=0.0)
+
+
 def is_covered(hits: list[Hit], settings: Settings) -> bool:
     """True when one of the top three hits has a sentence good enough to be called an answer
-    (``Hit.evidence`` at least ``settings.min_evidence``)."""
-    return bool(hits) and max(h.evidence for h in hits[:3]) >= settings.min_evidence
+    (``best_evidence`` at least ``settings.min_evidence``)."""
+    return bool(hits) and best_evidence(hits) >= settings.min_evidence
 
 
 def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,

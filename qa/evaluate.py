@@ -35,7 +35,7 @@ import numpy as np
 from embeddings.encoder import Encoder
 from embeddings.reader import open_index
 from embeddings.store import Filters
-from qa.answer import build_answer, is_covered
+from qa.answer import best_evidence, build_answer, is_covered
 from qa.fusion import METHODS
 from qa.retrieve import Retriever
 from qa.settings import Settings
@@ -166,7 +166,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
                               retriever.encoder.encode, retriever.query_terms(q.text))
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
-            evidence.append(max((h.evidence for h in hits[:3]), default=0.0))
+            evidence.append(best_evidence(hits))
             refused += not is_covered(hits, retriever.settings)
     n = len(questions)
     recall = {k: sum(1 for r in first_hit if r is not None and r <= k) / n for k in KS}
@@ -195,7 +195,7 @@ def off_topic_refusal(retriever: Retriever, questions: list[Question], progress:
             continue
         considered += 1
         refused += not is_covered(hits, retriever.settings)
-        evidence.append(max((h.evidence for h in hits[:3]), default=0.0))
+        evidence.append(best_evidence(hits))
     return {"questions": len(questions), "considered": considered,
             "refused": refused / considered if considered else None,
             "evidence_percentiles": ({p: float(np.percentile(evidence, p)) for p in (50, 90, 95, 99)}
