@@ -125,3 +125,11 @@ def test_ask_piped_into_a_reader_that_stops_early_ends_quietly(index_dir):
     ask.stdout.close()  # the reader is gone before the answer is written, as with `head -1`
     assert ask.wait(timeout=120) == 0
     assert "Traceback" not in ask.stderr.read()
+
+
+def test_eval_names_a_missing_off_topic_file(index_dir, tmp_path):
+    squad = tmp_path / "tiny.json"
+    squad.write_text(json.dumps({"data": []}))
+    result = qa("eval", "squad", str(squad), "--off-topic", str(tmp_path / "nowhere.json"), index_dir=index_dir, check=False)
+    assert result.returncode == 2
+    assert "nowhere.json: no such file" in result.stderr
