@@ -33,6 +33,7 @@ _NOT_NAMES = _MONTHS | _WEEKDAYS
 _ASKS_KIND = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s*){1,5})", re.IGNORECASE)
 _GENERIC = frozenset("kind type sort name form part piece".split())  # "what kind of animal" asks for an animal
 KIND_FLOOR = 0.2  # a name's cosine to the asked kind counts only above this (about what unrelated pairs get)
+HEADLINE_WORDS = 5  # a title this long reports something; a shorter one names a topic ("Genghis Khan")
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,10 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
       country"), which needs ``encode``;
     - ``answer_redundancy`` x how many of all the sources' articles name its most repeated
       name (0 for one article, 1 for five or more): the answer to a news question is
-      usually reported by more than one story.
+      usually reported by more than one story;
+    - ``answer_headline`` x the share of the sources whose headline names one of its names
+      (``_headline_agreement``): a news headline states what happened ("Florida six-week
+      abortion ban to start as state Supreme Court clears ...").
 
     Only sentences that could still win once these are added have their names encoded.
     See docs/evaluation.md for what each term gives.
@@ -219,6 +223,8 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     scores = np.array(scores) + settings.answer_lexical * coverage
     if settings.answer_redundancy:
         scores += settings.answer_redundancy * _redundancy(names, sources, names_of)
+    if settings.answer_headline:
+        scores += settings.answer_headline * _headline_agreement(names, sources, asked, common)
     kind = asked_kind(question) if settings.answer_kind and encode is not None else None
     if kind:
         # only a sentence within reach of the best can still win: encode no other's names
@@ -259,6 +265,27 @@ def _redundancy(names: list[list[str]], sources: list[Source], names_of: dict[in
     articles = Counter(w for words in words_of.values() for w in words)
     most = np.array([max((articles[_plain(w)] for n in ns for w in n.split()), default=0) for ns in names])
     return np.where(most > 1, (np.minimum(most, 5) - 1) / 4, 0.0)
+
+
+def _headline_agreement(names: list[list[str]], sources: list[Source], asked: set[str],
+                        common: set[str]) -> np.ndarray:
+    """Per candidate sentence: the share of ``sources`` whose headline names one of its name
+    words (the most named one). Only titles of ``HEADLINE_WORDS`` words or more count: a
+    shorter one names a topic (an encyclopedia's "Genghis Khan"), which says nothing about
+    which sentence answers.
+
+    >>> from types import SimpleNamespace as N
+    >>> heads = ["Florida six-week abortion ban to start as court clears it", "Abortion", "Florida ban news today"]
+    >>> sources = [N(hit=N(passage=N(title=t))) for t in heads]
+    >>> _headline_agreement([["Florida"], ["Georgia"], []], sources, {"abortion", "ban"}, set()).round(3).tolist()
+    [0.333, 0.0, 0.0]
+    """
+    heads = [{_plain(w) for name in sentence_names(s.hit.passage.title, asked, common) for w in name.split()}
+             for s in sources if len(_WORD.findall(s.hit.passage.title)) >= HEADLINE_WORDS]
+    if not heads:
+        return np.zeros(len(names))
+    return np.array([max((sum(_plain(w) in h for h in heads) for name in ns for w in name.split()), default=0)
+                     for ns in names]) / len(sources)
 
 
 def _kind_fit(kind: str, names: list[list[str]], reach: np.ndarray,

@@ -49,6 +49,8 @@ class Settings:
             question asks for (its cosine to X above 0.2: ``qa.answer.answer_sentence``).
         answer_redundancy: plus this times how many of the answer's articles (up to five)
             name the sentence's most repeated name the question lacks.
+        answer_headline: plus this times the share of the answer's sources whose headline
+            (a title of five words or more) names one of the sentence's names.
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -89,6 +91,7 @@ class Settings:
     answer_type: float = 0.1
     answer_kind: float = 0.2
     answer_redundancy: float = 0.05
+    answer_headline: float = 0.6
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_evidence: float = 0.45

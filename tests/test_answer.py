@@ -139,3 +139,18 @@ def test_words_every_candidate_holds_count_less_than_the_words_that_tell_them_ap
     # "council" is in two of the three candidates, "head" in one: 0.42 + 1.2 x 0.55 beats 0.50 + 1.2 x 0.45
     assert build_answer(q, q, [said, head], Settings(), terms=terms).text == "“Its head is Ahmed.” [2]"
     assert build_answer(q, q, [said, head], Settings(answer_distinct=0), terms=terms).text.startswith("“The council")
+
+
+def titled(h, title):
+    return replace(h, passage=replace(h.passage, title=title))
+
+
+def test_a_name_the_headline_reports_wins_between_close_sentences():
+    q = "Which state's court cleared the way for a six-week ban?"
+    story = hit(20, ["The court cleared the way for the ban.", "Florida will enforce it from May."],
+                [0.50, 0.45], [0.5, 0.5], 0.9)
+    headline = titled(story, "Florida six-week abortion ban to start as state Supreme Court clears it")
+    assert build_answer(q, q, [headline], Settings(answer_headline=0)).text.startswith("“The court")
+    assert build_answer(q, q, [headline], Settings()).text == "“Florida will enforce it from May.” [1]"
+    # a title of under five words names a topic, not what happened: no evidence
+    assert build_answer(q, q, [titled(story, "Florida abortion law")], Settings()).text.startswith("“The court")
