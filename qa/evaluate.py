@@ -35,8 +35,9 @@ import numpy as np
 from embeddings.encoder import Encoder
 from embeddings.reader import open_index
 from embeddings.store import Filters
-from qa.answer import best_evidence, build_answer, is_covered
+from qa.answer import best_evidence, is_covered
 from qa.fusion import METHODS
+from qa.pipeline import cited_answer
 from qa.retrieve import Retriever
 from qa.settings import Settings
 
@@ -162,8 +163,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         golds = [normalize_answer(a) for a in q.answers]
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
-        answer = build_answer(q.text, q.text, hits[:retriever.settings.k], retriever.settings,
-                              retriever.encoder.encode, retriever.query_terms(q.text))
+        answer = cited_answer(retriever, q.text, q.text, hits[:retriever.settings.k])
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
             evidence.append(best_evidence(hits))

@@ -1,7 +1,7 @@
 """Answer one question end to end: rewrite a follow-up, read its dates, retrieve, highlight, cite.
 
 This is the single function the CLI and the app share. ``qa eval`` scores the same search and
-answer (``Retriever.search``, ``build_answer``) with each question's own date filter; how
+answer (``Retriever.search``, ``cited_answer``) with each question's own date filter; how
 reading dates from questions moves the figures is measured separately (docs/evaluation.md).
 """
 
@@ -53,7 +53,7 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         latest = read_dates and wants_latest(question)
         newest = retriever.index.store.newest_date(filters) if latest else None
         hits = retriever.search(searched, k=k, filters=filters, focus=question, as_of=newest or as_of)
-        answer = _answer(retriever, question, searched, hits)
+        answer = cited_answer(retriever, question, searched, hits)
         cited = max((s.hit.passage.date for s in answer.sources if s.hit.passage.date), default=None)
         stale = dt.date.fromisoformat(as_of) - dt.timedelta(days=retriever.settings.recency_days)
         if latest and cited and cited < stale.isoformat():
@@ -67,25 +67,27 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         newest = retriever.index.store.newest_date(filters)
         if newest is None:
             notes.append(f"No indexed article carries a date, so “{window.phrase}” could not narrow the search.")
-            return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
+            return replace(cited_answer(retriever, question, searched, everywhere), notes=tuple(notes))
         moved = counted_back(window, dt.date.fromisoformat(newest))
         within = _search_in(retriever, searched, question, k, filters, moved, as_of) if moved else []
         if not within:
             notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”); the newest article is from "
                          f"{newest}. These are the best matches from any date.")
-            return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
+            return replace(cited_answer(retriever, question, searched, everywhere), notes=tuple(notes))
         notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”). The newest article is from "
                      f"{newest}, so this searched the same window counted back from it: {moved.label}.")
         window = moved
     if _best(within) < _best(everywhere) - retriever.settings.window_margin:
         notes.append(f"Articles from {window.label} (“{window.phrase}”) match this less well than older ones, "
                      f"so these are the best matches from any date.")
-        return replace(_answer(retriever, question, searched, everywhere), notes=tuple(notes))
-    answer = _answer(retriever, question, searched, within)
+        return replace(cited_answer(retriever, question, searched, everywhere), notes=tuple(notes))
+    answer = cited_answer(retriever, question, searched, within)
     return replace(answer, window=window, notes=tuple(notes))
 
 
-def _answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
+def cited_answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
+    """``build_answer`` with what the retriever knows: its encoder (for the asked kind) and the
+    question's words in its index (for distinctive coverage). ``qa eval`` quotes through this too."""
     return build_answer(question, searched, hits, retriever.settings, retriever.encoder.encode,
                         retriever.query_terms(question))
 
