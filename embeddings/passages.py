@@ -16,9 +16,11 @@ Packing rules:
       ``overlap_sentences`` sentence(s);
     * a single sentence longer than the limit is cut at word boundaries.
 
-Example:
+Example (``load_tokenizer`` is the packaged model's):
+    >>> from embeddings.encoder import load_tokenizer
+    >>> tok = load_tokenizer()
     >>> body = "One sentence here. Another one.\\n\\nA new paragraph."
-    >>> [p.text for p in split_passages("a1", body, tok, max_tokens=8, target_tokens=8)]
+    >>> [p.text for p in split_passages("a1", body, tok, max_tokens=12, target_tokens=8)]
     ['One sentence here. Another one.', 'A new paragraph.']
 """
 
