@@ -30,11 +30,12 @@ CSS = """
 FEED_COLUMNS = ["Feed", "Title", "Last fetched", "Entries", "Last problem"]
 
 
-def searched_queries(user_messages: list[str]) -> list[str]:
-    """Replay the conversation's rewriting so a follow-up sees what was searched before it."""
+def searched_queries(user_messages: list[str], indexed=None) -> list[str]:
+    """Replay the conversation's rewriting so a follow-up sees what was searched before it
+    (``indexed``: the retriever's, as ``qa.pipeline.ask`` rewrites with it)."""
     queries: list[str] = []
     for message in user_messages:
-        queries.append(contextualize(message, queries))
+        queries.append(contextualize(message, queries, indexed))
     return queries
 
 
@@ -168,7 +169,8 @@ def make_chat(live: LiveIndex):
         previous = [m["content"] for m in history
                     if m.get("role") == "user" and isinstance(m.get("content"), str)]
         with live.using() as retriever:
-            answer = ask(retriever, message, searched_queries(previous), k=int(k), filters=filters)
+            answer = ask(retriever, message, searched_queries(previous, retriever.indexed), k=int(k),
+                         filters=filters)
         if not answer.sources and filters:
             return [{"role": "assistant", "content": "No indexed article matches the date range and "
                                                      "sources chosen; widen them and ask again."}]

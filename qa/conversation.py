@@ -6,6 +6,11 @@ question leans on the conversation (it has a pronoun or demonstrative, or fewer 
 content words), the previous searched query's content words that the new question lacks
 are prepended. The rewritten query is what both retrievers see, and what the user is shown.
 
+A short question naming something no indexed passage mentions ("What is the capital of
+Peru?" after questions about Syria) starts a new topic instead: folded into the Syria
+question it would be answered with Syria's capital, while on its own it is "not covered".
+A name the archive does hold ("What about Raqqa?") is still read as a follow-up.
+
 >>> contextualize("Who is backing them?", ["Which alliance launched the final stage against IS?"])
 'alliance launched final stage IS — Who is backing them?'
 """
@@ -13,6 +18,7 @@ are prepended. The rewritten query is what both retrievers see, and what the use
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from qa.retrieve import content_words
 
@@ -30,10 +36,29 @@ def needs_context(question: str) -> bool:
     return any(w in ANAPHORA for w in words) or len(content_words(question)) < 3
 
 
-def contextualize(question: str, previous_queries: list[str]) -> str:
-    """The query to search for ``question`` given the queries searched before it (oldest first)."""
+def names(question: str) -> list[str]:
+    """The capitalised words of ``question`` after its first, lower-cased: what it names.
+
+    >>> names("What is the capital of Peru? And of the US?")
+    ['peru', 'us']
+    """
+    words = _WORD.findall(question)[1:]
+    kept = set(content_words(question))
+    return list(dict.fromkeys(w.lower() for w in words if w[0].isupper() and w.lower() in kept))
+
+
+def contextualize(question: str, previous_queries: list[str],
+                  indexed: Callable[[list[str]], list[bool]] | None = None) -> str:
+    """The query to search for ``question`` given the queries searched before it (oldest first).
+
+    ``indexed(words)`` says which of ``words`` some indexed passage holds; with it, a question
+    naming something none holds is searched as it is.
+    """
     question = question.strip()
     if not previous_queries or not needs_context(question):
+        return question
+    named = names(question)
+    if indexed is not None and named and not all(indexed(named)):
         return question
     previous = previous_queries[-1].split(SEPARATOR)[0] if SEPARATOR in previous_queries[-1] \
         else previous_queries[-1]

@@ -44,7 +44,7 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
     """
     if not question or not question.strip():
         raise ValueError("the question is empty")
-    searched = contextualize(question, list(previous_queries or []))
+    searched = contextualize(question, list(previous_queries or []), retriever.indexed)
     as_of = as_of or dt.date.today().isoformat()
     window = None
     if read_dates and not (filters.since or filters.until):

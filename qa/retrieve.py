@@ -259,6 +259,10 @@ class Retriever:
                              re.IGNORECASE) if prefixes else None
         return QueryTerms(tuple(prefixes), np.array(weights), pattern, tuple(order))
 
+    def indexed(self, words: list[str]) -> list[bool]:
+        """Per word: whether some indexed passage holds it (by its FTS5 stem)."""
+        return [docs > 0 for _, docs in self.index.store.term_counts(words)]
+
     @property
     def passage_count(self) -> int:
         if self._passages is None:

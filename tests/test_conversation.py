@@ -23,3 +23,12 @@ def test_chain_carries_the_original_subject_not_the_whole_history():
 
 def test_first_question_and_empty_history():
     assert contextualize("Who is backing them?", []) == "Who is backing them?"
+
+
+def test_a_name_the_archive_never_mentions_starts_a_new_topic():
+    held = {"raqqa", "syria"}
+    indexed = lambda words: [w in held for w in words]
+    previous = ["Which alliance launched the final stage against IS?"]
+    assert contextualize("What is the capital of Peru?", previous, indexed) == "What is the capital of Peru?"
+    assert contextualize("What about Raqqa?", previous, indexed).endswith("— What about Raqqa?")
+    assert contextualize("Who is backing them?", previous, indexed).endswith("— Who is backing them?")

@@ -121,6 +121,20 @@ def test_three_turn_conversation_follow_ups_find_the_right_passage(retriever):
     assert previous[1] != turns[1][0] and "alliance" in previous[1], "the follow-up was rewritten"
 
 
+def test_a_new_topic_inside_a_conversation_is_still_not_covered(retriever):
+    """Short questions are read as follow-ups; one naming what the seed never mentions is not,
+    or "capital" folded into the Syria question quotes Syria's capital."""
+    previous = []
+    for question in ["Which alliance launched the final stage against IS?",
+                     "When did French special operations forces arrive in Syria?"]:
+        previous.append(ask(retriever, question, previous).searched)
+    answer = ask(retriever, "What is the capital of Peru?", previous)
+    assert answer.searched == "What is the capital of Peru?"
+    assert not answer.covered and answer.text == NOT_COVERED
+    follow_up = ask(retriever, "What about Hassakeh?", previous)
+    assert follow_up.searched != "What about Hassakeh?" and follow_up.covered
+
+
 def test_filters_by_date_and_source(retriever):
     assert retriever.search("villages", filters=Filters(since="2019-01-01")) == []
     assert retriever.search("villages", filters=Filters(until="2018-05-02"))
