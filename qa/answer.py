@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,6 +89,11 @@ class Answer:
     sources: tuple[Source, ...] = field(default_factory=tuple)
     window: DateWindow | None = None  # the dates searched, when the question named some
     notes: tuple[str, ...] = ()       # what the reader should know about the dates searched
+    quoted: int | None = None         # the number of the source the one-line answer quotes
+
+    def shown(self, k: int) -> "Answer":
+        """This answer with its first ``k`` sources, and the quoted one when it comes later."""
+        return replace(self, sources=self.sources[:max(k, self.quoted or 0)])
 
     def to_dict(self) -> dict:
         return {
@@ -96,6 +101,7 @@ class Answer:
             "searched": self.searched,
             "covered": self.covered,
             "answer": self.text,
+            "quoted_source": self.quoted,
             "date_window": self.window.to_dict() if self.window else None,
             "notes": list(self.notes),
             "sources": [{
@@ -166,7 +172,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         quote = source.hit.passage.text[span[0]:span[1]]
         if span not in source.highlights:  # the quoted sentence is always marked where it is cited
             sources[number - 1] = Source(number, source.hit, tuple(sorted(source.highlights + (span,))))
-    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources))
+    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources),
+                  quoted=number)
 
 
 def answer_sentence(sources: list[Source], settings: Settings, question: str = "",

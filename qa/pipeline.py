@@ -41,9 +41,20 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
             is when it was published, not when what it tells happened, and a hard filter
             lost answers on news questions ("this week" asked of a week's quiz:
             docs/evaluation.md). The answer says what it did. "Latest" prefers the newest.
+
+    The one-line answer is chosen from the top ``settings.answer_sources`` passages whatever
+    ``k`` is, so showing fewer or more passages does not change it.
     """
     if not question or not question.strip():
         raise ValueError("the question is empty")
+    shown = k or retriever.settings.k
+    depth = max(shown, retriever.settings.answer_sources)
+    return _answer(retriever, question, previous_queries, depth, filters, as_of, read_dates).shown(shown)
+
+
+def _answer(retriever: Retriever, question: str, previous_queries: list[str] | None, k: int,
+            filters: Filters, as_of: str | None, read_dates: bool) -> Answer:
+    """``ask`` with ``k`` sources, all of which the one-line answer reads."""
     searched = contextualize(question, list(previous_queries or []), retriever.indexed)
     as_of = as_of or dt.date.today().isoformat()
     window = None

@@ -37,6 +37,9 @@ class Settings:
             the question is asked (its "as of": today in the app and ``qa ask``, the quiz
             date in the evaluation); it falls to 1/e after ``recency_days``. Undated
             articles get none, so a corpus without dates ranks as if it were 0.
+        answer_sources: the one-line answer reads this many top passages (their headlines
+            and names, below), however many are shown: the slider in the app must not
+            change the answer. When fewer are shown, the quoted one is shown too.
         answer_passages: the one-line answer quotes the best sentence among this many top
             passages, each sentence scored by its cosine plus ``answer_lexical`` times its
             coverage of the question's words (see docs/evaluation.md).
@@ -85,6 +88,7 @@ class Settings:
     sentence_lexical: float = 0.4
     recency: float = 0.3
     recency_days: float = 30.0
+    answer_sources: int = 5
     answer_passages: int = 3
     answer_lexical: float = 1.2
     answer_distinct: float = 0.5

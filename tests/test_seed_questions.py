@@ -90,6 +90,19 @@ def test_who_leads_the_council_quotes_the_sentence_naming_him(retriever, questio
     assert answer.text.startswith("“Deir el-Zour Military Council head Ahmed Abu Khawla said"), answer.text
 
 
+def test_the_number_of_passages_shown_does_not_change_the_answer(retriever):
+    changed = 0
+    for question, _ in ON_TOPIC:
+        full = ask(retriever, question, k=5)
+        for k in (1, 2, 8):
+            answer = ask(retriever, question, k=k)
+            assert answer.text == full.text, (question, k)
+            assert len(answer.sources) == min(max(k, answer.quoted), len(ask(retriever, question, k=20).sources))
+            assert answer.sources[answer.quoted - 1].hit.passage.id == full.sources[full.quoted - 1].hit.passage.id
+        changed += full.quoted > 1
+    assert changed, "no seed question quotes beyond its first source, so k=1 would not be tested"
+
+
 def test_highlights_are_exact_substrings_and_sources_numbered_in_order(retriever):
     for question, _ in ON_TOPIC:
         answer = ask(retriever, question)
