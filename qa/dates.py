@@ -37,6 +37,7 @@ _ABSOLUTE = (rf"(?:{_ORDINAL} )?(?:{_MONTHS})\.?(?: {_ORDINAL})?(?:,? (?:19|20)\
 _PHRASE = re.compile(rf"\b{_PREPOSITION}({_RELATIVE}|{_ABSOLUTE})\b", re.IGNORECASE)
 _LATEST = re.compile(r"\b(latest|most recent|newest|most recently|recently|lately)\b", re.IGNORECASE)
 _HAS_YEAR = re.compile(r"(?:19|20)\d{2}")
+_NAMES_MONTH = re.compile(rf"\b(?:{_MONTHS})\b", re.IGNORECASE)
 _WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9, "ten": 10, "a few": 3, "few": 3}
 
@@ -95,10 +96,18 @@ def find_window(question: str, today: dt.date) -> DateWindow | None:
 def counted_back(window: DateWindow, newest: dt.date) -> DateWindow | None:
     """The same window moved back so that it ends on ``newest`` (the newest article's day),
     for an archive of old news: "what happened last week?" then means the week up to its
-    newest article. None for a window named by its dates ("in March 2025") or one that
-    already reaches ``newest``."""
+    newest article. A month named without a year ("in January", "since March 3") is read
+    again as of ``newest``: the latest such month up to it, still a calendar month. None for
+    a window named by its dates ("in March 2025") or one that already reaches ``newest``.
+
+    >>> counted_back(find_window("What happened in January?", dt.date(2026, 12, 1)), dt.date(2024, 2, 23)).label
+    '2024-01-01 – 2024-01-31'
+    """
     if not window.relative or window.until is None or dt.date.fromisoformat(window.until) <= newest:
         return None
+    if _NAMES_MONTH.search(window.phrase):
+        moved = find_window(window.phrase, newest)
+        return replace(moved, shifted_from=window.label) if moved else None
     shift = dt.date.fromisoformat(window.until) - newest
     since = (dt.date.fromisoformat(window.since) - shift).isoformat() if window.since else None
     return replace(window, since=since, until=newest.isoformat(), shifted_from=window.label)

@@ -64,3 +64,15 @@ def test_a_relative_window_is_counted_back_from_the_newest_article_and_a_named_o
     assert (moved.since, moved.until, moved.shifted_from) == ("2018-04-26", "2018-05-02", "2026-11-16 – 2026-11-22")
     assert counted_back(find_window("in March 2025", TODAY), dt.date(2018, 5, 2)) is None
     assert counted_back(last_week, dt.date(2026, 11, 24)) is None  # the window already reaches it
+
+
+@pytest.mark.parametrize("phrase, since, until", [
+    ("in January", "2024-01-01", "2024-01-31"),     # not the 31 days up to the newest article
+    ("since January", "2024-01-01", "2024-02-23"),
+    ("on 3 March", "2023-03-03", "2023-03-03"),      # the latest 3 March up to it
+    ("in February", "2024-02-01", "2024-02-23"),
+])
+def test_a_month_named_without_a_year_is_read_again_as_of_the_newest_article(phrase, since, until):
+    moved = counted_back(find_window(f"What happened {phrase}?", dt.date(2026, 12, 1)), dt.date(2024, 2, 23))
+    assert (moved.since, moved.until) == (since, until)
+    assert moved.phrase == phrase and moved.shifted_from
