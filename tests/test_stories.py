@@ -221,3 +221,11 @@ def test_an_answer_cites_a_story_once_and_lists_its_other_outlets(tmp_path, real
         {"Daily B", "Herald E", "Courier C"} - {wire.hit.passage.source})
     assert answer.to_dict()["sources"][answer.sources.index(wire)]["also_published_by"]
     index.close()
+
+
+def test_the_bands_are_those_datasketch_chooses_for_the_threshold():
+    from datasketch import MinHashLSH
+
+    from embeddings.stories import BAND_RANGES, LSH_THRESHOLD, PERMUTATIONS
+
+    assert list(BAND_RANGES) == MinHashLSH(threshold=LSH_THRESHOLD, num_perm=PERMUTATIONS).hashranges
