@@ -146,7 +146,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     Args:
         question: as the user typed it.
         searched: the query that produced ``hits``.
-        hits: ranked passages, best first, each with its sentences' scores.
+        hits: ranked passages, best first, each with its sentences' scores; all are sources,
+            and the one-line answer reads the first ``settings.answer_sources`` of them.
         settings: ``min_evidence`` decides between an answer and "not covered".
         encode: the encoder's ``encode`` (unit vectors), for the asked-kind evidence of
             ``answer_sentence``; without it that evidence is left out.
@@ -164,7 +165,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    number, span = answer_sentence(sources, settings, question, encode, terms)
+    number, span = answer_sentence(sources[:settings.answer_sources], settings, question, encode, terms)
     source = sources[number - 1]
     if span is None:
         quote = source.hit.passage.text

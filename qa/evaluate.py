@@ -163,7 +163,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         golds = [normalize_answer(a) for a in q.answers]
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
-        answer = cited_answer(retriever, q.text, q.text, hits[:retriever.settings.answer_sources])
+        answer = cited_answer(retriever, q.text, q.text, hits[:retriever.settings.k])
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
             evidence.append(best_evidence(hits))

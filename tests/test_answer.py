@@ -154,3 +154,19 @@ def test_a_name_the_headline_reports_wins_between_close_sentences():
     assert build_answer(q, q, [headline], Settings()).text == "“Florida will enforce it from May.” [1]"
     # a title of under five words names a topic, not what happened: no evidence
     assert build_answer(q, q, [titled(story, "Florida abortion law")], Settings()).text.startswith("“The court")
+
+
+def test_the_answer_reads_only_the_top_answer_sources_however_many_are_shown():
+    q = "Which state's court cleared the way for a six-week ban?"
+    story = hit(20, ["The court cleared the way for the ban.", "Georgia will enforce it from May."],
+                [0.50, 0.45], [0.5, 0.5], 0.9)
+    others = [titled(hit(30 + n, ["Nothing here."], [0.1], [0.0], 0.5), "A long headline about something else")
+              for n in range(4)]
+    later = [titled(hit(40 + n, ["Nothing here."], [0.1], [0.0], 0.4), "Georgia six-week abortion ban starts in May")
+             for n in range(3)]  # sources 6 to 8: shown when k is 8, not read by the answer
+    shown = [story] + others + later
+    five = build_answer(q, q, shown[:5], Settings())
+    eight = build_answer(q, q, shown, Settings())
+    assert eight.text == five.text == "“The court cleared the way for the ban.” [1]"
+    assert len(eight.sources) == 8 and eight.quoted == 1
+    assert build_answer(q, q, shown, Settings(answer_sources=8)).text.startswith("“Georgia")
