@@ -53,6 +53,16 @@ def test_an_empty_relative_window_is_counted_back_from_the_newest_article(retrie
                             "2018-04-26 – 2018-05-02.",)
 
 
+def test_a_month_without_a_year_is_that_month_before_the_newest_article(retriever):
+    answer = ask(retriever, "What did the harbour board decide in March?", as_of="2026-11-25")
+    assert answer.window.label == "2018-03-01 – 2018-03-31" and dates(answer) == ["2018-03-05"]
+    empty = ask(retriever, "What did the harbour board decide in January?", as_of="2026-11-25")
+    assert empty.window is None
+    assert empty.notes == ("Nothing indexed falls in 2026-01-01 – 2026-01-31 (“in January”), nor in 2018-01-01 – "
+                           "2018-01-31, the same window counted back from the newest article (2018-05-02). These "
+                           "are the best matches from any date.",)
+
+
 def test_an_empty_named_window_says_so_and_answers_from_any_date(retriever):
     answer = ask(retriever, "What did the harbour board decide in March 2025?", as_of="2026-11-25")
     assert answer.window is None and len(answer.sources) == 3
