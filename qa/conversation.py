@@ -26,14 +26,22 @@ ANAPHORA = frozenset("""
 he him his she her hers it its they them their theirs this that these those there such
 former latter
 """.split())
+QUANTITY_WORDS = frozenset({"many", "much"})
 _WORD = re.compile(r"[\w']+")
 MAX_CARRIED = 8
 SEPARATOR = " — "
 
 
 def needs_context(question: str) -> bool:
+    """Whether ``question`` leans on the conversation: a pronoun or demonstrative, or fewer
+    than three content words besides "many" and "much" (which ask how many, not about what).
+
+    >>> needs_context("How many planes were grounded?"), needs_context("How many people live in Lima?")
+    (True, False)
+    """
     words = [w.lower() for w in _WORD.findall(question)]
-    return any(w in ANAPHORA for w in words) or len(content_words(question)) < 3
+    topical = [w for w in content_words(question) if w not in QUANTITY_WORDS]
+    return any(w in ANAPHORA for w in words) or len(topical) < 3
 
 
 def names(question: str) -> list[str]:

@@ -32,3 +32,10 @@ def test_a_name_the_archive_never_mentions_starts_a_new_topic():
     assert contextualize("What is the capital of Peru?", previous, indexed) == "What is the capital of Peru?"
     assert contextualize("What about Raqqa?", previous, indexed).endswith("— What about Raqqa?")
     assert contextualize("Who is backing them?", previous, indexed).endswith("— Who is backing them?")
+
+
+def test_how_many_asks_a_quantity_not_a_topic():
+    q = contextualize("How many planes were grounded?", ["Which airline had a door plug blow out mid-flight?"])
+    assert q == "airline door plug blow mid flight — How many planes were grounded?"
+    assert contextualize("How many people live in Lima?", ["Which airline had a door plug blow out?"]) == \
+        "How many people live in Lima?"
