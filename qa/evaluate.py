@@ -163,7 +163,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         golds = [normalize_answer(a) for a in q.answers]
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
-        answer = cited_answer(retriever, q.text, q.text, hits[:retriever.settings.k])
+        answer = cited_answer(retriever, q.text, q.text, hits)  # quoted from the first answer_sources, as ask()
         answered += answer.covered and contains_answer(answer.text, golds)
         if method == "hybrid":
             evidence.append(best_evidence(hits))
@@ -173,8 +173,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
     mrr = sum(1 / r for r in first_hit if r is not None and r <= 10) / n
     return {"method": method, "questions": n, "recall": recall, "mrr10": mrr, "answer_line": answered / n,
             "not_covered": refused / n if method == "hybrid" else None,
-            "evidence_percentiles": ({p: float(np.percentile(evidence, p)) for p in (1, 2, 5, 50)}
-                                     if evidence else None),
+            "evidence_percentiles": _percentiles(evidence, (1, 2, 5, 50)),
             "seconds": seconds, "ms_per_question": 1000 * seconds / n, "ranks": first_hit}
 
 
@@ -198,8 +197,11 @@ def off_topic_refusal(retriever: Retriever, questions: list[Question], progress:
         evidence.append(best_evidence(hits))
     return {"questions": len(questions), "considered": considered,
             "refused": refused / considered if considered else None,
-            "evidence_percentiles": ({p: float(np.percentile(evidence, p)) for p in (50, 90, 95, 99)}
-                                     if evidence else None)}
+            "evidence_percentiles": _percentiles(evidence, (50, 90, 95, 99))}
+
+
+def _percentiles(values: list[float], ps: tuple[int, ...]) -> dict | None:
+    return {p: float(np.percentile(values, p)) for p in ps} if values else None
 
 
 def evaluate_squad(path: Path, settings: Settings, encoder: Encoder, methods=METHODS,

@@ -82,13 +82,10 @@ def _answer(retriever: Retriever, question: str, previous_queries: list[str] | N
         moved = counted_back(window, dt.date.fromisoformat(newest))
         within = _search_in(retriever, searched, question, k, filters, moved, as_of) if moved else []
         if not within:
-            if moved:
-                notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”), nor in {moved.label}, "
-                             f"the same window counted back from the newest article ({newest}). These are the "
-                             f"best matches from any date.")
-            else:
-                notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”); the newest article is "
-                             f"from {newest}. These are the best matches from any date.")
+            tried = (f", nor in {moved.label}, the same window counted back from the newest article ({newest})"
+                     if moved else f"; the newest article is from {newest}")
+            notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”){tried}. "
+                         f"These are the best matches from any date.")
             return replace(cited_answer(retriever, question, searched, everywhere), notes=tuple(notes))
         notes.append(f"Nothing indexed falls in {window.label} (“{window.phrase}”). The newest article is from "
                      f"{newest}, so this searched the same window counted back from it: {moved.label}.")
