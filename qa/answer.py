@@ -88,7 +88,7 @@ class Answer:
     text: str                     # the one-line answer, or NOT_COVERED
     sources: tuple[Source, ...] = field(default_factory=tuple)
     window: DateWindow | None = None  # the dates searched, when the question named some
-    notes: tuple[str, ...] = ()       # what the reader should know about the dates searched
+    notes: tuple[str, ...] = ()       # what the reader should know: the dates searched, words no article holds
     quoted: int | None = None         # the number of the source the one-line answer quotes
 
     def shown(self, k: int) -> "Answer":

@@ -66,6 +66,16 @@ def wants_latest(question: str) -> bool:
     return bool(_LATEST.search(question))
 
 
+def without_dates(question: str, window: DateWindow | None) -> str:
+    """``question`` less the words read as dates: the window's phrase and "latest".
+
+    >>> without_dates("What is the latest on the ferry since May 2?", find_window("since May 2", dt.date(2026, 5, 9)))
+    'What is the   on the ferry  ?'
+    """
+    text = question.replace(window.phrase, " ") if window else question
+    return _LATEST.sub(" ", text)
+
+
 def find_window(question: str, today: dt.date) -> DateWindow | None:
     """The date window a phrase in ``question`` names, counted from ``today``; None if none."""
     for match in _PHRASE.finditer(question):

@@ -8,13 +8,14 @@ reading dates from questions moves the figures is measured separately (docs/eval
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 
 from embeddings.store import Filters
 from qa.answer import Answer, build_answer
-from qa.conversation import contextualize
-from qa.dates import DateWindow, counted_back, find_window, wants_latest
-from qa.retrieve import Retriever
+from qa.conversation import contextualize, names
+from qa.dates import DateWindow, counted_back, find_window, wants_latest, without_dates
+from qa.retrieve import Retriever, content_words
 
 
 def ask(retriever: Retriever, question: str, previous_queries: list[str] | None = None,
@@ -42,6 +43,8 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
             lost answers on news questions ("this week" asked of a week's quiz:
             docs/evaluation.md). The answer says what it did. "Latest" prefers the newest.
 
+    When no indexed article holds a name the question holds, a note says so (``missing_note``).
+
     The one-line answer is chosen from the top ``settings.answer_sources`` passages whatever
     ``k`` is, so showing fewer or more passages does not change it.
     """
@@ -49,17 +52,49 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         raise ValueError("the question is empty")
     shown = k or retriever.settings.k
     depth = max(shown, retriever.settings.answer_sources)
-    return _answer(retriever, question, previous_queries, depth, filters, as_of, read_dates).shown(shown)
-
-
-def _answer(retriever: Retriever, question: str, previous_queries: list[str] | None, k: int,
-            filters: Filters, as_of: str | None, read_dates: bool) -> Answer:
-    """``ask`` with ``k`` sources, all of which the one-line answer reads."""
-    searched = contextualize(question, list(previous_queries or []), retriever.indexed)
     as_of = as_of or dt.date.today().isoformat()
     window = None
     if read_dates and not (filters.since or filters.until):
         window = find_window(question, dt.date.fromisoformat(as_of))
+    answer = _answer(retriever, question, previous_queries, depth, filters, as_of, window, read_dates).shown(shown)
+    note = missing_note(retriever, without_dates(question, window) if read_dates else question)
+    return replace(answer, notes=answer.notes + (note,)) if note else answer
+
+
+def missing_note(retriever: Retriever, question: str) -> str | None:
+    """What the reader should know when no indexed article holds a name the question holds
+    (a capitalised word after its first: "Houthis", or a misspelling such as "Merceds"): the
+    passages then match only the rest of the question. None when every name is indexed.
+
+    Names only: a common word missing from a small archive ("still") says little.
+    """
+    named = names(question)
+    absent = {w for w, held in zip(named, retriever.indexed(named)) if not held}
+    if not absent:
+        return None
+    typed = {}
+    for word in re.findall(r"\w+", question):
+        typed.setdefault(word.lower(), word)
+    return _missing_text([typed[w] for w in named if w in absent], len(content_words(question)))
+
+
+def _missing_text(missing: list[str], words: int) -> str:
+    """
+    >>> _missing_text(["Houthis"], 3)
+    'No indexed article mentions “Houthis”: these passages match the rest of the question.'
+    >>> _missing_text(["Skerryvore", "Bedigo"], 2)
+    'No indexed article mentions “Skerryvore” or “Bedigo”.'
+    """
+    named = ", ".join(f"“{w}”" for w in missing[:-1]) + (" or " if len(missing) > 1 else "") + f"“{missing[-1]}”"
+    rest = ": these passages match the rest of the question." if len(missing) < words else "."
+    return f"No indexed article mentions {named}{rest}"
+
+
+def _answer(retriever: Retriever, question: str, previous_queries: list[str] | None, k: int,
+            filters: Filters, as_of: str, window: DateWindow | None, read_dates: bool) -> Answer:
+    """``ask`` with ``k`` sources, all of which the one-line answer reads; ``window``: the
+    dates the question names."""
+    searched = contextualize(question, list(previous_queries or []), retriever.indexed)
     if window is None:
         latest = read_dates and wants_latest(question)
         newest = retriever.index.store.newest_date(filters) if latest else None

@@ -11,7 +11,7 @@ from qa.pipeline import ask
 from qa.retrieve import Retriever
 from qa.settings import Settings
 
-HARBOUR = "title: {title}\ndate: {date}\nsource: Harbour Times\n\nThe harbour board met about the ferry timetable. {extra}\n"
+HARBOUR = "title: {title}\ndate: {date}\nsource: Harbour Times\n\nThe harbour board met to decide the ferry timetable. {extra}\n"
 EXTRA = ["Members chose a winter timetable after hearing from crews, pilots and island councillors.",
          "A summer timetable was agreed with two extra sailings on Saturdays and a new Sunday service.",
          "Passengers will get a late crossing from June, the chair said, once the new crew is trained."]
@@ -116,3 +116,15 @@ def test_latest_prefers_the_newest_and_says_when_it_is_old(retriever):
     assert latest.sources[0].hit.passage.date == "2018-05-02"  # the newest, among equally relevant ones
     old = ask(retriever, "What is the latest on the timetable?", as_of="2026-11-25")
     assert old.notes == ("The newest source cited is from 2018-05-02; nothing more recent on this was found.",)
+
+
+def test_the_answer_names_what_the_question_names_and_no_article_holds(retriever):
+    answer = ask(retriever, "Did the Harbour board cancel the Tuesday ferry to Skerryvore?", as_of="2018-05-03")
+    assert answer.notes == ("No indexed article mentions “Tuesday” or “Skerryvore”: "
+                            "these passages match the rest of the question.",)  # "cancel" is no name
+    assert answer.to_dict()["notes"] == list(answer.notes)
+    assert ask(retriever, "What did the Harbour board decide about the ferry?", as_of="2018-05-03").notes == ()
+    unknown = ask(retriever, "Where is Skerryvore Lighthouse?", as_of="2018-05-03")
+    assert unknown.notes == ("No indexed article mentions “Skerryvore” or “Lighthouse”.",)
+    dated = ask(retriever, "What did the Harbour board decide in March?", as_of="2018-05-03")
+    assert dated.window and dated.notes == ()  # "March" was read as a date, not searched for
