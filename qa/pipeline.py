@@ -58,7 +58,7 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
         window = find_window(question, dt.date.fromisoformat(as_of))
     answer = _answer(retriever, question, previous_queries, depth, filters, as_of, window, read_dates).shown(shown)
     note = missing_note(retriever, without_dates(question, window) if read_dates else question)
-    return replace(answer, notes=answer.notes + (note,)) if note else answer
+    return replace(answer, notes=(note,) + answer.notes) if note else answer  # first: it says most
 
 
 def missing_note(retriever: Retriever, question: str) -> str | None:

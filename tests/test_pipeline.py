@@ -128,3 +128,6 @@ def test_the_answer_names_what_the_question_names_and_no_article_holds(retriever
     assert unknown.notes == ("No indexed article mentions “Skerryvore” or “Lighthouse”.",)
     dated = ask(retriever, "What did the Harbour board decide in March?", as_of="2018-05-03")
     assert dated.window and dated.notes == ()  # "March" was read as a date, not searched for
+    both = ask(retriever, "Did the Harbour board cancel the Skerryvore ferry last week?", as_of="2026-11-25")
+    assert both.notes[0].startswith("No indexed article mentions “Skerryvore”")  # before the dates' note
+    assert both.notes[1].startswith("Nothing indexed falls in 2026-11-16 – 2026-11-22 (“last week”)")
