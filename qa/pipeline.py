@@ -79,7 +79,8 @@ def missing_note(retriever: Retriever, question: str) -> str | None:
 
 
 def _missing_text(missing: list[str], words: int) -> str:
-    """
+    """The note naming ``missing`` (as typed), of a question with ``words`` content words.
+
     >>> _missing_text(["Houthis"], 3)
     'No indexed article mentions “Houthis”: these passages match the rest of the question.'
     >>> _missing_text(["Skerryvore", "Bedigo"], 2)
