@@ -98,7 +98,7 @@ class Settings:
     answer_headline: float = 0.6
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
-    min_evidence: float = 0.45
+    min_evidence: float = 0.42
     window_margin: float = 0.05
     uploads_dir: Path = Path("uploads")
     web_dir: Path = Path("web")

@@ -54,7 +54,7 @@ def test_not_covered_reads_the_question_words_a_sentence_holds_beside_its_cosine
     # holding half of them (0.40 + 0.4 x 0.5 = 0.60) it is
     loose = hit(4, ["A concert by King Diamond."], [0.40], [0.0], 0.5)
     holds = hit(5, ["The diamond was found in Botswana."], [0.40], [0.5], 0.5)
-    assert Settings().min_evidence == 0.45
+    assert Settings().min_evidence == 0.42
     assert not build_answer("q", "q", [loose], Settings()).covered
     assert build_answer("q", "q", [holds], Settings()).covered
     assert build_answer("q", "q", [loose, holds], Settings()).covered  # any of the top three
