@@ -50,9 +50,21 @@ def names(question: str) -> list[str]:
     >>> names("What is the capital of Peru? And of the US?")
     ['peru', 'us']
     """
-    words = _WORD.findall(question)[1:]
+    return [w.lower() for w in typed_names(question)]
+
+
+def typed_names(question: str) -> list[str]:
+    """``names`` as typed, each at its first capitalised use.
+
+    >>> typed_names("Did the Harbour board meet the harbour master of Skerryvore?")
+    ['Harbour', 'Skerryvore']
+    """
     kept = set(content_words(question))
-    return list(dict.fromkeys(w.lower() for w in words if w[0].isupper() and w.lower() in kept))
+    found: dict[str, str] = {}
+    for w in _WORD.findall(question)[1:]:
+        if w[0].isupper() and w.lower() in kept:
+            found.setdefault(w.lower(), w)
+    return list(found.values())
 
 
 def contextualize(question: str, previous_queries: list[str],

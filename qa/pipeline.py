@@ -8,12 +8,11 @@ reading dates from questions moves the figures is measured separately (docs/eval
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import replace
 
 from embeddings.store import Filters
 from qa.answer import Answer, build_answer
-from qa.conversation import contextualize, names
+from qa.conversation import contextualize, typed_names
 from qa.dates import DateWindow, counted_back, find_window, wants_latest, without_dates
 from qa.retrieve import Retriever, content_words
 
@@ -68,14 +67,9 @@ def missing_note(retriever: Retriever, question: str) -> str | None:
 
     Names only: a common word missing from a small archive ("still") says little.
     """
-    named = names(question)
-    absent = {w for w, held in zip(named, retriever.indexed(named)) if not held}
-    if not absent:
-        return None
-    typed = {}
-    for word in re.findall(r"\w+", question):
-        typed.setdefault(word.lower(), word)
-    return _missing_text([typed[w] for w in named if w in absent], len(content_words(question)))
+    named = typed_names(question)
+    missing = [w for w, held in zip(named, retriever.indexed(named)) if not held]
+    return _missing_text(missing, len(content_words(question))) if missing else None
 
 
 def _missing_text(missing: list[str], words: int) -> str:
