@@ -90,6 +90,7 @@ class Answer:
     window: DateWindow | None = None  # the dates searched, when the question named some
     notes: tuple[str, ...] = ()       # what the reader should know: the dates searched, words no article holds
     quoted: int | None = None         # the number of the source the one-line answer quotes
+    quote: str = ""                   # the quoted sentence alone, without quotation marks or citation
 
     def shown(self, k: int) -> "Answer":
         """This answer with its first ``k`` sources, and the quoted one when it comes later."""
@@ -102,6 +103,7 @@ class Answer:
             "covered": self.covered,
             "answer": self.text,
             "quoted_source": self.quoted,
+            "quote": self.quote,
             "date_window": self.window.to_dict() if self.window else None,
             "notes": list(self.notes),
             "sources": [{
@@ -173,8 +175,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         quote = source.hit.passage.text[span[0]:span[1]]
         if span not in source.highlights:  # the quoted sentence is always marked where it is cited
             sources[number - 1] = Source(number, source.hit, tuple(sorted(source.highlights + (span,))))
-    return Answer(question, searched, True, f"“{' '.join(quote.split())}” [{number}]", tuple(sources),
-                  quoted=number)
+    quote = " ".join(quote.split())
+    return Answer(question, searched, True, f"“{quote}” [{number}]", tuple(sources), quoted=number, quote=quote)
 
 
 def answer_sentence(sources: list[Source], settings: Settings, question: str = "",

@@ -164,7 +164,7 @@ def score_method(retriever: Retriever, questions: list[Question], method: str,
         rank = next((r for r, h in enumerate(hits, 1) if contains_answer(h.passage.text, golds)), None)
         first_hit.append(rank)
         answer = cited_answer(retriever, q.text, q.text, hits)  # quoted from the first answer_sources, as ask()
-        answered += answer.covered and contains_answer(answer.text, golds)
+        answered += answer.covered and contains_answer(answer.quote, golds)  # not its "[2]"
         if method == "hybrid":
             evidence.append(best_evidence(hits))
             refused += not is_covered(hits, retriever.settings)

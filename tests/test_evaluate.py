@@ -59,6 +59,16 @@ def test_answer_line_accuracy_counts_what_the_one_line_answer_quotes(tmp_path, f
     assert "answer" in format_table(report)
 
 
+def test_the_answer_line_is_judged_without_its_citation_number(tmp_path, fake_encoder):
+    """A gold answer "1" is not found in a quote that holds no "1" but is cited "[1]"."""
+    tiny = json.loads(json.dumps(TINY))
+    tiny["data"][1]["paragraphs"][0]["qas"][0]["answers"] = [{"text": "1"}]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny))
+    report = evaluate_squad(path, Settings(min_evidence=0.0), fake_encoder, methods=("lexical",), progress=False)
+    assert report["results"][0]["answer_line"] == 2 / 3  # the two ferry questions, not the library one
+
+
 def test_off_topic_questions_count_as_refused_only_when_not_covered(tmp_path, fake_encoder):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY))
