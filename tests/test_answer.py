@@ -33,6 +33,7 @@ def test_the_answer_quotes_the_best_sentence_of_the_top_passages_and_cites_it():
     # by cosine + 1.2 x coverage: 0.45 + 0.72 = 1.17 against 0.40 + 0.84 = 1.24 in passage 2
     answer = build_answer("Who leads the council?", "Who leads the council?", [COUNCIL, HEAD], Settings())
     assert answer.text == "“The council head Ahmed Abu Khawla said so.” [2]"
+    assert answer.quote == answer.to_dict()["quote"] == "The council head Ahmed Abu Khawla said so."
     quoted = answer.sources[1]
     a, b = quoted.hit.passage.sentences[1]
     assert (a, b) in quoted.highlights  # the quoted sentence is marked where it is cited
