@@ -180,6 +180,11 @@ class WordPieceTokenizer:
         enc = self._plain.encode(text, add_special_tokens=False)
         return [(a, b, tok.startswith("##")) for (a, b), tok in zip(enc.offsets, enc.tokens)]
 
+    def is_word(self, word: str) -> bool:
+        """Whether ``word`` is one piece of the model's vocabulary (its 30,000 commonest
+        words and word parts): "ferry" is, "skerryvore" is not."""
+        return self._plain.token_to_id(word) is not None
+
     def model_inputs(self, texts: list[str]):
         """The encodings the model runs on: ``[CLS] ... [SEP]``, at most ``max_length`` pieces."""
         return self._model.encode_batch(texts)

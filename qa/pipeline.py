@@ -65,9 +65,14 @@ def missing_note(retriever: Retriever, question: str) -> str | None:
     (a capitalised word after its first: "Houthis", or a misspelling such as "Merceds"): the
     passages then match only the rest of the question. None when every name is indexed.
 
-    Names only: a common word missing from a small archive ("still") says little.
+    Names only: a common word missing from a small archive ("still") says little. A question
+    typed without capitals has no names to tell apart: there the words that are not whole
+    words of the model's vocabulary stand for them ("houthis", "skerryvore", "goverment").
     """
     named = typed_names(question)
+    if not named and question == question.lower():
+        tokenizer = retriever.encoder.tokenizer
+        named = [w for w in content_words(question) if w.isalpha() and not tokenizer.is_word(w)]
     missing = [w for w, held in zip(named, retriever.indexed(named)) if not held]
     return _missing_text(missing, len(content_words(question))) if missing else None
 

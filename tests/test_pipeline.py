@@ -124,6 +124,10 @@ def test_the_answer_names_what_the_question_names_and_no_article_holds(retriever
                             "these passages match the rest of the question.",)  # "cancel" is no name
     assert answer.to_dict()["notes"] == list(answer.notes)
     assert ask(retriever, "What did the Harbour board decide about the ferry?", as_of="2018-05-03").notes == ()
+    typed = ask(retriever, "did the harbour board cancel the tuesday ferry to skerryvore?", as_of="2018-05-03")
+    assert typed.notes == ("No indexed article mentions “skerryvore”: these passages match the rest "
+                           "of the question.",)  # no capitals: "tuesday" is a word of the model's vocabulary
+    assert ask(retriever, "what did the harbour board decide about the ferry?", as_of="2018-05-03").notes == ()
     unknown = ask(retriever, "Where is Skerryvore Lighthouse?", as_of="2018-05-03")
     assert unknown.notes == ("No indexed article mentions “Skerryvore” or “Lighthouse”.",)
     dated = ask(retriever, "What did the Harbour board decide in March?", as_of="2018-05-03")
