@@ -44,40 +44,50 @@ def needs_context(question: str) -> bool:
     return any(w in ANAPHORA for w in words) or len(topical) < 3
 
 
-def names(question: str) -> list[str]:
+def names(question: str, is_word: Callable[[str], bool] | None = None) -> list[str]:
     """The capitalised words of ``question`` after its first, lower-cased: what it names.
 
     >>> names("What is the capital of Peru? And of the US?")
     ['peru', 'us']
     """
-    return [w.lower() for w in typed_names(question)]
+    return [w.lower() for w in typed_names(question, is_word)]
 
 
-def typed_names(question: str) -> list[str]:
+def typed_names(question: str, is_word: Callable[[str], bool] | None = None) -> list[str]:
     """``names`` as typed, each at its first capitalised use.
+
+    A question typed without capitals has no names to tell apart: with ``is_word`` (the
+    model's vocabulary: ``WordPieceTokenizer.is_word``), its content words that are not
+    whole words of it stand for them.
 
     >>> typed_names("Did the Harbour board meet the harbour master of Skerryvore?")
     ['Harbour', 'Skerryvore']
+    >>> typed_names("did the harbour master meet skerryvore's board?", lambda w: w != "skerryvore")
+    ['skerryvore']
     """
-    kept = set(content_words(question))
+    words = content_words(question)
+    kept = set(words)
     found: dict[str, str] = {}
     for w in _WORD.findall(question)[1:]:
         if w[0].isupper() and w.lower() in kept:
             found.setdefault(w.lower(), w)
+    if not found and is_word is not None and question == question.lower():
+        return [w for w in words if w.isalpha() and not is_word(w)]
     return list(found.values())
 
 
 def contextualize(question: str, previous_queries: list[str],
-                  indexed: Callable[[list[str]], list[bool]] | None = None) -> str:
+                  indexed: Callable[[list[str]], list[bool]] | None = None,
+                  is_word: Callable[[str], bool] | None = None) -> str:
     """The query to search for ``question`` given the queries searched before it (oldest first).
 
     ``indexed(words)`` says which of ``words`` some indexed passage holds; with it, a question
-    naming something none holds is searched as it is.
+    naming something none holds is searched as it is. ``is_word``: see ``typed_names``.
     """
     question = question.strip()
     if not previous_queries or not needs_context(question):
         return question
-    named = names(question)
+    named = names(question, is_word)
     if indexed is not None and named and not all(indexed(named)):
         return question
     previous = previous_queries[-1].split(SEPARATOR)[0] if SEPARATOR in previous_queries[-1] \

@@ -65,14 +65,11 @@ def missing_note(retriever: Retriever, question: str) -> str | None:
     (a capitalised word after its first: "Houthis", or a misspelling such as "Merceds"): the
     passages then match only the rest of the question. None when every name is indexed.
 
-    Names only: a common word missing from a small archive ("still") says little. A question
-    typed without capitals has no names to tell apart: there the words that are not whole
-    words of the model's vocabulary stand for them ("houthis", "skerryvore", "goverment").
+    Names only: a common word missing from a small archive ("still") says little. In a
+    question typed without capitals the words that are not whole words of the model's
+    vocabulary stand for names ("houthis", "goverment": ``typed_names``).
     """
-    named = typed_names(question)
-    if not named and question == question.lower():
-        tokenizer = retriever.encoder.tokenizer
-        named = [w for w in content_words(question) if w.isalpha() and not tokenizer.is_word(w)]
+    named = typed_names(question, retriever.encoder.tokenizer.is_word)
     missing = [w for w, held in zip(named, retriever.indexed(named)) if not held]
     return _missing_text(missing, len(content_words(question))) if missing else None
 
@@ -94,7 +91,8 @@ def _answer(retriever: Retriever, question: str, previous_queries: list[str] | N
             filters: Filters, as_of: str, window: DateWindow | None, read_dates: bool) -> Answer:
     """``ask`` with ``k`` sources, all of which the one-line answer reads; ``window``: the
     dates the question names."""
-    searched = contextualize(question, list(previous_queries or []), retriever.indexed)
+    searched = contextualize(question, list(previous_queries or []), retriever.indexed,
+                             retriever.encoder.tokenizer.is_word)
     if window is None:
         latest = read_dates and wants_latest(question)
         newest = retriever.index.store.newest_date(filters) if latest else None

@@ -32,6 +32,11 @@ def test_a_name_the_archive_never_mentions_starts_a_new_topic():
     assert contextualize("What is the capital of Peru?", previous, indexed) == "What is the capital of Peru?"
     assert contextualize("What about Raqqa?", previous, indexed).endswith("— What about Raqqa?")
     assert contextualize("Who is backing them?", previous, indexed).endswith("— Who is backing them?")
+    # typed without capitals, a word the model's vocabulary lacks stands for the name
+    is_word = lambda w: w not in {"houthis", "raqqa"}
+    assert contextualize("what did the houthis attack?", previous, indexed, is_word) == "what did the houthis attack?"
+    assert contextualize("what about raqqa?", previous, indexed, is_word).endswith("— what about raqqa?")
+    assert contextualize("what did the houthis attack?", previous, indexed).endswith("— what did the houthis attack?")
 
 
 def test_how_many_asks_a_quantity_not_a_topic():

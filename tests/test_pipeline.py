@@ -128,6 +128,9 @@ def test_the_answer_names_what_the_question_names_and_no_article_holds(retriever
     assert typed.notes == ("No indexed article mentions “skerryvore”: these passages match the rest "
                            "of the question.",)  # no capitals: "tuesday" is a word of the model's vocabulary
     assert ask(retriever, "what did the harbour board decide about the ferry?", as_of="2018-05-03").notes == ()
+    new_topic = ask(retriever, "what about skerryvore?", ["What did the Harbour board decide about the ferry?"],
+                    as_of="2018-05-03")
+    assert new_topic.searched == "what about skerryvore?"  # not folded into the ferry question
     unknown = ask(retriever, "Where is Skerryvore Lighthouse?", as_of="2018-05-03")
     assert unknown.notes == ("No indexed article mentions “Skerryvore” or “Lighthouse”.",)
     dated = ask(retriever, "What did the Harbour board decide in March?", as_of="2018-05-03")
