@@ -45,7 +45,8 @@ def needs_context(question: str) -> bool:
 
 
 def names(question: str, is_word: Callable[[str], bool] | None = None) -> list[str]:
-    """The capitalised words of ``question`` after its first, lower-cased: what it names.
+    """The capitalised words of ``question`` after its first, lower-cased: what it names
+    (``typed_names`` says what stands for them in a question typed without capitals).
 
     >>> names("What is the capital of Peru? And of the US?")
     ['peru', 'us']
