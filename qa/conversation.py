@@ -67,13 +67,13 @@ def typed_names(question: str, is_word: Callable[[str], bool] | None = None) -> 
     ['skerryvore']
     """
     words = content_words(question)
+    if is_word is not None and question == question.lower():  # no capitals, so no capitalised names
+        return [w for w in words if w.isalpha() and not is_word(w)]
     kept = set(words)
     found: dict[str, str] = {}
     for w in _WORD.findall(question)[1:]:
         if w[0].isupper() and w.lower() in kept:
             found.setdefault(w.lower(), w)
-    if not found and is_word is not None and question == question.lower():
-        return [w for w in words if w.isalpha() and not is_word(w)]
     return list(found.values())
 
 
