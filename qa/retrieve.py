@@ -3,9 +3,10 @@
 The pipeline for one query (``Retriever.search``):
 
 1. candidates: the query's vector against the vector index (top ``candidates`` by cosine)
-   and BM25 over passage text and title (SQLite FTS5, top ``candidates``), merged; every
-   candidate gets both scores (the cosine of one only BM25 found comes from the vector
-   index, its BM25 is 0 when it has no query word);
+   and BM25 over passage text and title (SQLite FTS5, top ``candidates``), merged; a
+   candidate only BM25 found gets its cosine from the vector index, one only the vector
+   search found counts 0 on BM25 (looking its BM25 up cost 18 ms a question and did not
+   help: docs/evaluation.md, "Measured and not taken");
 2. ranking: ``qa.fusion.rank`` (the hybrid fuses cosine and normalised BM25, then rescores
    the best with their best sentence);
 3. sentence scores come from the sentence vectors stored with each passage at index time:
@@ -271,7 +272,8 @@ class Retriever:
 
     def candidates(self, query: str, qvec: np.ndarray, filters: Filters = Filters(),
                    depth: int | None = None, method: str = "hybrid") -> Candidates | None:
-        """The top ``depth`` passages by cosine and by BM25, each with both scores.
+        """The top ``depth`` passages by cosine and by BM25: each BM25 candidate with its
+        cosine, each cosine-only candidate with BM25 0.
 
         ``method`` "dense" skips BM25 and "lexical" the vector search (the cosines of the
         BM25 candidates are still looked up). Returns None when the filters leave no passage.
