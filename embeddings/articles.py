@@ -93,11 +93,13 @@ def load_articles(path: Path) -> list[Article]:
     return [_parse_text(path, origin, text, markdown=suffix == ".md")]
 
 
-def find_article_files(folder: Path, problems: list[ArticleError] | None = None) -> list[Path]:
+def find_article_files(folder: Path, problems: list[ArticleError] | None = None,
+                       others: list[Path] | None = None) -> list[Path]:
     """All supported files under ``folder``, recursively, in a stable order (hidden ones and
     symbolic links to folders skipped). A subfolder that cannot be listed is added to
     ``problems`` (when given) and skipped; FIFOs, devices and sockets among the files are
-    returned too, so that reading them reports them by name."""
+    returned too, so that reading them reports them by name. Files of other types (not
+    hidden) are added to ``others`` when given, so the caller can say what it left out."""
     folder = Path(folder)
 
     def unreadable(error: OSError) -> None:
@@ -109,8 +111,12 @@ def find_article_files(folder: Path, problems: list[ArticleError] | None = None)
     for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
                 found.append(Path(root) / name)
+            elif others is not None:
+                others.append(Path(root) / name)
     return sorted(found)
 
 

@@ -63,6 +63,7 @@ class UpdateReport:
     passages_encoded: int = 0
     errors: list[str] = field(default_factory=list)      # "path: problem"
     resumed: int = 0                                      # articles a stopped rebuild had committed
+    other_files: dict[str, list[str]] = field(default_factory=dict)  # folder as given: files of types not read
 
     @property
     def changed(self) -> bool:
@@ -290,7 +291,10 @@ def _plan(store: Store, paths: list[Path], report: UpdateReport, rebuild: bool) 
         if path.is_dir():
             folders.append(path.resolve())
             problems: list[ArticleError] = []
-            files = find_article_files(path, problems)
+            others: list[Path] = []
+            files = find_article_files(path, problems, others)
+            if others:
+                report.other_files[str(path)] = [str(o) for o in others]
             report.errors.extend(str(e) for e in problems)
             unlisted.extend(Path(e.path).resolve() for e in problems)
         elif path.exists():

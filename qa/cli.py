@@ -242,6 +242,7 @@ def index_once(settings: Settings, paths: list[Path], feeds: list[str] = (), url
     everything = not (paths or feeds or urls or rebuild)
     fetched = fetch_web(settings, list(feeds), list(urls), refresh_all=everything)
     paths = list(paths)
+    named = {str(p) for p in paths}  # folders the user named: say which of their files were not read
     if fetched is not None:
         paths.append(settings.web_dir)
     if everything:
@@ -271,9 +272,23 @@ def index_once(settings: Settings, paths: list[Path], feeds: list[str] = (), url
         print(f"removed  {title}")
     print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
           f"{report.unchanged} unchanged; {report.passages_encoded} passages encoded")
+    for folder, others in report.other_files.items():
+        if folder in named:
+            print(f"note: {_not_read(folder, others)}", file=sys.stderr)
     for error in report.errors:
         print(f"error: {error} (skipped; the index keeps what it had for it)", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def _not_read(folder: str, others: list[str], shown: int = 3) -> str:
+    """'docs/: 2 files not read (a.pdf, b.csv); qa reads .txt, ...' for the files of other types."""
+    from embeddings.articles import SUPPORTED_SUFFIXES
+
+    names = [Path(o).name for o in others[:shown]]
+    more = f" and {len(others) - shown} more" if len(others) > shown else ""
+    files = "1 file" if len(others) == 1 else f"{len(others)} files"
+    return (f"{folder}: {files} not read ({', '.join(names)}{more}): qa reads "
+            f"{', '.join(SUPPORTED_SUFFIXES)} (convert them to one of these to index them)")
 
 
 def cmd_watch(args, settings: Settings) -> int:

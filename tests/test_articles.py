@@ -147,6 +147,9 @@ def test_find_article_files_skips_hidden_and_other_types(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.md").write_text("x")
     assert [p.name for p in find_article_files(tmp_path)] == ["a.txt", "d.md"]
+    others = []
+    find_article_files(tmp_path, others=others)
+    assert others == [tmp_path / "b.pdf"]  # hidden files are not reported
 
 
 def test_a_utf16_file_is_read(tmp_path):

@@ -87,6 +87,21 @@ def test_bad_file_exit_code_and_message(tmp_path):
     assert "1 added" in result.stdout
 
 
+def test_files_of_other_types_in_a_folder_are_named_not_dropped_silently(tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "good.txt").write_text("A good article about bridges.", encoding="utf-8")
+    for name in ("report.pdf", "table.csv", "notes.docx", "data.json"):
+        (folder / name).write_bytes(b"x")
+    result = qa("index", str(folder), index_dir=tmp_path / "index")
+    assert "1 added" in result.stdout
+    note = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert note == [f"note: {folder}: 4 files not read (data.json, notes.docx, report.pdf and 1 more): "
+                    "qa reads .txt, .md, .html, .htm, .jsonl (convert them to one of these to index them)"]
+    refresh = qa("index", index_dir=tmp_path / "index")  # the remembered folder: said once is enough
+    assert "1 unchanged" in refresh.stdout and "note:" not in refresh.stderr
+
+
 def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from qa.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n" \
            "assert 'torch' not in sys.modules and 'gradio' not in sys.modules and 'faiss' not in sys.modules"
