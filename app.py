@@ -150,14 +150,14 @@ def make_chat(live: LiveIndex):
     import gradio as gr
 
     from qa.dates import find_window
-    from qa.pipeline import ask
+    from qa.pipeline import ask, is_blank
 
     filled: dict[str, tuple[str, str]] = {}   # per browser session: the window last put in the boxes
     pending: dict[str, tuple[str, str]] = {}  # ... and one still to be shown there
 
     def chat(message: str, history: list[dict], k: float = 5, since: str = "", until: str = "",
              sources: list[str] | None = None, request=None):
-        if not message or not message.strip():
+        if is_blank(message):
             return [{"role": "assistant", "content": "Please type a question."}]
         session = getattr(request, "session_hash", None) or ""
         if (since or "", until or "") == filled.get(session) and find_window(message, dt.date.today()):
@@ -198,11 +198,11 @@ def make_ask_json(live: LiveIndex):
     """The ``/ask_json`` endpoint: the answer as ``qa ask --json`` prints it (sources with
     their story's other outlets, the date window searched, notes), less the server's file
     paths."""
-    from qa.pipeline import ask
+    from qa.pipeline import ask, is_blank
 
     def ask_json(question: str, k: float = 5, since: str = "", until: str = "",
                  sources: list[str] | None = None) -> dict:
-        if not question or not question.strip():
+        if is_blank(question):
             return {"error": "the question is empty"}
         try:
             filters = parse_filters(since, until, sources)
@@ -292,7 +292,7 @@ def build_ui(live: LiveIndex):
             return (as_text(str(e)), *refresh(title_query))
         return ("**Rebuilt.** " + report_markdown(report), *refresh(title_query))
 
-    with gr.Blocks(title="News QA", css=CSS) as demo:
+    with gr.Blocks(title="News QA") as demo:  # CSS goes to launch() since Gradio 6
         gr.Markdown("## Ask the articles")
         status = gr.Markdown(status_line(live.status()), elem_id="status-line")
         with gr.Tab("Chat"):
@@ -352,5 +352,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=No
     live = LiveIndex(settings, encoder_for(settings.index))
     live.encoder.encode(["warm up"])  # load the model now, not on the first question
     build_ui(live).queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=MAX_UPLOAD_BYTES)
+        server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=MAX_UPLOAD_BYTES,
+        css=CSS)
 

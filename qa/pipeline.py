@@ -47,7 +47,7 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
     The one-line answer is chosen from the top ``settings.answer_sources`` passages whatever
     ``k`` is, so showing fewer or more passages does not change it.
     """
-    if not question or not question.strip():
+    if is_blank(question):
         raise ValueError("the question is empty")
     shown = k or retriever.settings.k
     depth = max(shown, retriever.settings.answer_sources)
@@ -58,6 +58,16 @@ def ask(retriever: Retriever, question: str, previous_queries: list[str] | None 
     answer = _answer(retriever, question, previous_queries, depth, filters, as_of, window, read_dates).shown(shown)
     note = missing_note(retriever, without_dates(question, window) if read_dates else question)
     return replace(answer, notes=(note,) + answer.notes) if note else answer  # first: it says most
+
+
+def is_blank(question: str | None) -> bool:
+    """True when ``question`` holds no letter or digit (empty, spaces, punctuation,
+    control or zero-width characters): there is nothing to search for.
+
+    >>> is_blank(" \\x00\\u200b?"), is_blank("Who won?")
+    (True, False)
+    """
+    return not question or not any(ch.isalnum() for ch in question)
 
 
 def missing_note(retriever: Retriever, question: str) -> str | None:

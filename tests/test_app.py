@@ -61,6 +61,9 @@ def test_served_app_answers_uploads_and_refuses_through_gradio_client(tmp_path):
         assert reply[0]["content"].startswith("“IS holds dozens of villages")
         assert reply[1]["metadata"]["title"].startswith("[1] A U.S.-backed, Kurdish-led alliance")
         assert "<mark>IS holds dozens of villages" in reply[1]["content"]
+        # no letter in it: not folded into the question before as a follow-up
+        assert ask(client, "\x00 \u200b?") == [{"role": "assistant", "content": "Please type a question."}]
+        assert client.predict(" \x01", api_name="/ask_json") == {"error": "the question is empty"}
 
         article = tmp_path / "skerryvore keepers.txt"
         article.write_text("title: Lighthouse keepers return to Skerryvore\ndate: 2019-03-04\n"
