@@ -315,11 +315,8 @@ class ModelEncoder:
 
     def _load_torch(self):
         import torch
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        model = _load_model(AutoModel, hf_logging, self.name)
+        model = _load_model(self.name)
         bf16 = self.precision == "bf16"
 
         def run(batches, pool) -> None:
@@ -408,29 +405,32 @@ class ModelEncoder:
     def _convert(self):
         import openvino as ov
         import torch
-        from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
 
         logger.info("converting %s for OpenVINO (once; cached afterwards)", self.name)
-        hf_logging.disable_progress_bar()
-        model = _load_model(AutoModel, hf_logging, self.name)
+        model = _load_model(self.name)
         example = {"input_ids": torch.ones((2, 8), dtype=torch.long),
                    "attention_mask": torch.ones((2, 8), dtype=torch.long),
                    "token_type_ids": torch.zeros((2, 8), dtype=torch.long)}
-        with torch.inference_mode(), warnings.catch_warnings(), _transformers_errors_only(hf_logging):
+        with torch.inference_mode(), warnings.catch_warnings(), _transformers_errors_only():
             warnings.simplefilter("ignore")  # tracing warnings about the model's Python code
             return ov.convert_model(model, example_input=example)
 
 
-def _load_model(auto_model, hf_logging, name: str):
+def _load_model(name: str):
     """The packaged model, without transformers' notes about its config (a `loss_type=None`
     warning on every first load says nothing a user can act on); errors still show."""
-    with _transformers_errors_only(hf_logging):
-        return auto_model.from_pretrained(str(model_path(name))).eval()
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    with _transformers_errors_only():
+        return AutoModel.from_pretrained(str(model_path(name))).eval()
 
 
 @contextlib.contextmanager
-def _transformers_errors_only(hf_logging):
+def _transformers_errors_only():
+    from transformers.utils import logging as hf_logging
+
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
