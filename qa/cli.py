@@ -281,7 +281,8 @@ def index_once(settings: Settings, paths: list[Path], feeds: list[str] = (), url
 
 
 def _not_read(folder: str, others: list[str], shown: int = 3) -> str:
-    """'docs/: 2 files not read (a.pdf, b.csv); qa reads .txt, ...' for the files of other types."""
+    """'docs: 2 files not read (a.pdf, b.csv): qa reads .txt, ... (convert them ...)' for the
+    files of other types in ``folder``, the first ``shown`` of them by name."""
     from embeddings.articles import SUPPORTED_SUFFIXES
 
     names = [Path(o).name for o in others[:shown]]
