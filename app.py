@@ -348,9 +348,11 @@ def build_ui(live: LiveIndex):
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth=None) -> None:
     """Load the index once and serve the chat until interrupted."""
     from embeddings.reader import encoder_for
+    from qa import entities
 
     live = LiveIndex(settings, encoder_for(settings.index))
     live.encoder.encode(["warm up"])  # load the model now, not on the first question
+    entities.tag(["Warm up."])  # and the entity tagger
     build_ui(live).queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, auth=auth, show_error=True, max_file_size=MAX_UPLOAD_BYTES,
         css=CSS)

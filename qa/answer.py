@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from qa.dates import MONTH_NAMES, DateWindow
+from qa.entities import asked_kind, asked_types, names_asked
 from qa.retrieve import STOPWORDS, Hit, QueryTerms
 from qa.settings import Settings
 
@@ -30,10 +31,9 @@ _YEAR = re.compile(r"(?:1\d|20)\d\d")
 _MONTHS = frozenset(MONTH_NAMES)
 _WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 _NOT_NAMES = _MONTHS | _WEEKDAYS
-_ASKS_KIND = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s*){1,5})", re.IGNORECASE)
-_GENERIC = frozenset("kind type sort name form part piece".split())  # "what kind of animal" asks for an animal
 KIND_FLOOR = 0.2  # a name's cosine to the asked kind counts only above this (about what unrelated pairs get)
 HEADLINE_WORDS = 5  # a title this long reports something; a shorter one names a topic ("Genghis Khan")
+Tagger = Callable[[list[str]], "list[list[tuple[str, str]]] | None"]  # qa.entities.tag: (text, label) per text
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def is_covered(hits: list[Hit], settings: Settings) -> bool:
 
 def build_answer(question: str, searched: str, hits: list[Hit], settings: Settings,
                  encode: Callable[[list[str]], np.ndarray] | None = None,
-                 terms: QueryTerms | None = None) -> Answer:
+                 terms: QueryTerms | None = None, tag: Tagger | None = None) -> Answer:
     """Number the hits in order, mark their best sentences and quote the best of the top few.
 
     Args:
@@ -156,6 +156,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
         terms: the question's words in this index (``Retriever.query_terms``), for the
             distinctive coverage of ``answer_sentence``; without them each sentence's stored
             coverage is used.
+        tag: a named-entity tagger (``qa.entities.tag``), for the asked-type evidence of
+            ``answer_sentence``; without it that evidence is left out.
     """
     sources = []
     for n, hit in enumerate(hits, start=1):
@@ -167,7 +169,7 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
     covered = is_covered(hits, settings)
     if not covered:
         return Answer(question, searched, False, NOT_COVERED, tuple(sources))
-    number, span = answer_sentence(sources[:settings.answer_sources], settings, question, encode, terms)
+    number, span = answer_sentence(sources[:settings.answer_sources], settings, question, encode, terms, tag)
     source = sources[number - 1]
     if span is None:
         quote = source.hit.passage.text
@@ -181,7 +183,8 @@ def build_answer(question: str, searched: str, hits: list[Hit], settings: Settin
 
 def answer_sentence(sources: list[Source], settings: Settings, question: str = "",
                     encode: Callable[[list[str]], np.ndarray] | None = None,
-                    terms: QueryTerms | None = None) -> tuple[int, tuple[int, int] | None]:
+                    terms: QueryTerms | None = None,
+                    tag: Tagger | None = None) -> tuple[int, tuple[int, int] | None]:
     """The source number and span of the sentence the one-line answer quotes (``(1, None)``,
     the whole top passage, when no passage has sentences).
 
@@ -199,9 +202,13 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
       usually reported by more than one story;
     - ``answer_headline`` x the share of the sources whose headline names one of its names
       (``_headline_agreement``): a news headline states what happened ("Florida six-week
-      abortion ban to start as state Supreme Court clears ...").
+      abortion ban to start as state Supreme Court clears ...");
+    - ``answer_entity`` x whether it names an entity of the type the question asks for (a
+      person, team or group for "who", a place for "where" or "which country", a date, a
+      number: ``qa.entities.asked_types``) with a word the question lacks; needs ``tag``.
 
-    Only sentences that could still win once these are added have their names encoded.
+    Only sentences that could still win once these are added have their names encoded or
+    tagged.
     See docs/evaluation.md for what each term gives.
     """
     asked = {_plain(w) for w in _WORD.findall(question)}
@@ -210,7 +217,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
     names_of = {s.number: [sentence_names(s.hit.passage.text[a:b], asked, common)  # per sentence, once
                            for a, b in s.hit.passage.sentences or ((0, len(s.hit.passage.text)),)]
                 for s in named}
-    where, names, scores = [], [], []  # per candidate sentence: (source number, span), its names, its score
+    where, names, scores, texts = [], [], [], []  # per candidate sentence: (source number, span), names, score, text
     stored, found = [], []  # per candidate sentence: its stored coverage, the question words it holds
     for source in sources[:settings.answer_passages]:
         hit = source.hit
@@ -222,6 +229,7 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
             if settings.answer_type and question:
                 score += settings.answer_type * answer_type_cue(question, sentence)
             where.append((source.number, tuple(span)))
+            texts.append(sentence)
             names.append(names_of[source.number][n])
             scores.append(score)
             stored.append(words)
@@ -240,6 +248,9 @@ def answer_sentence(sources: list[Source], settings: Settings, question: str = "
         # only a sentence within reach of the best can still win: encode no other's names
         reach = scores > scores.max() - settings.answer_kind * (1 - KIND_FLOOR)
         scores += settings.answer_kind * _kind_fit(kind, names, reach, encode)
+    types = asked_types(question) if settings.answer_entity and tag is not None else None
+    if types:
+        scores += settings.answer_entity * _entity_fit(question, types, texts, scores, settings.answer_entity, tag)
     return where[int(np.argmax(scores))]  # the first of equals
 
 
@@ -314,29 +325,17 @@ def _kind_fit(kind: str, names: list[list[str]], reach: np.ndarray,
     return fit
 
 
-def asked_kind(question: str) -> str | None:
-    """What a "which X" / "what X" question asks for: up to four words after "which" or
-    "what", until a stopword (None for other questions).
-
-    >>> asked_kind("The second-largest diamond has been found in which African country?")
-    'African country'
-    >>> asked_kind("What kind of animal is Nessie?")
-    'animal'
-    >>> asked_kind("What did the council say?") is None
-    True
-    """
-    m = _ASKS_KIND.search(question)
-    if not m:
-        return None
-    words = m.group(1).split()
-    if len(words) > 2 and words[0].lower() in _GENERIC and words[1].lower() == "of":
-        words = words[2:]
-    kind = []
-    for w in words[:4]:
-        if w.lower() in STOPWORDS:
-            break
-        kind.append(w)
-    return " ".join(kind) or None
+def _entity_fit(question: str, types: frozenset[str], texts: list[str], scores: np.ndarray,
+                weight: float, tag: Tagger) -> np.ndarray:
+    """Per candidate sentence: 1.0 when it names an entity of ``types`` the question lacks
+    (``qa.entities.names_asked``). Only the sentences within ``weight`` of the best, which
+    the bonus can still make win, are tagged; the others (and all, without a tagger) get 0."""
+    fit = np.zeros(len(texts))
+    reach = np.flatnonzero(scores >= scores.max() - weight)
+    entities = tag([texts[i] for i in reach])
+    if entities is not None:
+        fit[reach] = names_asked(question, types, entities)
+    return fit
 
 
 def sentence_names(text: str, asked: set[str], common: set[str]) -> list[str]:

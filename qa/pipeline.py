@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import replace
 
 from embeddings.store import Filters
+from qa import entities
 from qa.answer import Answer, build_answer
 from qa.conversation import contextualize, typed_names
 from qa.dates import DateWindow, counted_back, find_window, wants_latest, without_dates
@@ -143,9 +144,10 @@ def _answer(retriever: Retriever, question: str, previous_queries: list[str] | N
 
 def cited_answer(retriever: Retriever, question: str, searched: str, hits) -> Answer:
     """``build_answer`` with what the retriever knows: its encoder (for the asked kind) and the
-    question's words in its index (for distinctive coverage). ``qa eval`` quotes through this too."""
+    question's words in its index (for distinctive coverage), and the entity tagger (for the
+    asked type). ``qa eval`` quotes through this too."""
     return build_answer(question, searched, hits, retriever.settings, retriever.encoder.encode,
-                        retriever.query_terms(question))
+                        retriever.query_terms(question), entities.tag)
 
 
 def _best(hits) -> float:

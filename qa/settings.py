@@ -54,6 +54,9 @@ class Settings:
             name the sentence's most repeated name the question lacks.
         answer_headline: plus this times the share of the answer's sources whose headline
             (a title of five words or more) names one of the sentence's names.
+        answer_entity: plus this when the sentence names an entity of the type the question
+            asks for (a person for "who", a place for "where", a date for "when": spaCy's
+            tagger, ``qa.entities``).
         title_weight: BM25 weight of the article title relative to the passage text.
         lexical_postings: BM25 reads the query's words rarest first until the passages holding
             them add up to this; commoner words are left out (their BM25 weight is small), so
@@ -96,6 +99,7 @@ class Settings:
     answer_kind: float = 0.2
     answer_redundancy: float = 0.05
     answer_headline: float = 0.6
+    answer_entity: float = 0.15
     title_weight: float = 0.5
     lexical_postings: int | None = 10_000
     min_evidence: float = 0.42

@@ -191,12 +191,14 @@ def measure_answers(index_dir: Path, questions: list[str]) -> dict:
 
 def _answer_child(index_dir: str, questions: list[str]) -> dict:
     from embeddings.reader import encoder_for, open_index
+    from qa import entities
     from qa.pipeline import ask
     from qa.retrieve import Retriever
 
     settings = settings_for(Path(index_dir))
     encoder = encoder_for(settings.index)
     encoder.encode(["warm up"])  # the model is loaded once at start, as `qa serve` does
+    entities.tag(["Warm up."])  # and the entity tagger
     before = rss()
     start = time.perf_counter()
     index = open_index(settings.index, encoder.identity, encoder.dimension)
